@@ -1,0 +1,32 @@
+// Shared plumbing of the `paci` subcommands.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace paci::cli {
+
+// A bad flag or input the user can fix: main prints "error: <what>" on one line and exits 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A failure while doing the work (I/O, a stuck run): "error: <what>", exit 1.
+class RunError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// `bazel run` starts programs in their runfiles tree; resolve user paths against the
+// directory the user ran the command from.
+std::string user_path(const std::string& path);
+
+// Subcommands. Each adds itself to the app; its callback throws UsageError / RunError.
+void add_schedules_command(CLI::App& app);
+void add_show_command(CLI::App& app);
+void add_sim_command(CLI::App& app);
+
+}  // namespace paci::cli

@@ -1,0 +1,130 @@
+#include "schedules/analysis.h"
+
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+
+namespace paci {
+
+Analysis analyze(const Schedule& s) { return analyze(s, ActionIndex(s)); }
+
+Analysis analyze(const Schedule& s, const ActionIndex& index) {
+  const int S = s.stages();
+  const int T = s.spec.total_microbatches();
+  Analysis out;
+  out.stages.resize(S);
+  out.mb.assign(S, std::vector<MicrobatchFacts>(T));
+  if (s.accum < 1 || T % s.accum != 0)
+    throw ScheduleError(fmt::format("accumulation window {} must be >= 1 and divide the {} "
+                                    "micro-batches of the run", s.accum, T));
+  // Steady-state window, the same for every stage.
+  int lo = ((S - 1 + s.accum - 1) / s.accum) * s.accum;
+  int hi = lo + ((T - lo) / s.accum) * s.accum;
+  if (hi <= lo) lo = 0, hi = T;
+
+  for (int st = 0; st < S; ++st) {
+    const int d = s.stage_device[st];
+    StageFacts& sf = out.stages[st];
+    auto& facts = out.mb[st];
+    int version = 0;                  // OPTs of this stage so far
+    int inflight = 0;                 // F done, B/W not done
+    std::map<int, int> held;          // versions used by forwards whose backward is pending
+    std::vector<int> pending;         // gradients complete since the last OPT
+    int next_batch_mb = 0;            // first micro-batch of the batch the next OPT consumes
+    auto copies = [&] {
+      if (s.policy == WeightPolicy::kCurrent) return 1;
+      return static_cast<int>(held.size()) + (held.count(version) ? 0 : 1);
+    };
+    const auto& prog = s.programs[d];
+    for (int p = 0; p < static_cast<int>(prog.size()); ++p) {
+      const Action& a = prog[p];
+      if (a.stage != st) continue;
+      MicrobatchFacts* f = a.mb >= 0 ? &facts[a.mb] : nullptr;
+      switch (a.kind) {
+        case ActionKind::F: {
+          int used = version;
+          if (s.policy == WeightPolicy::kDoubleBuffer) {
+            used = std::max(a.mb / s.accum - 1, 0);
+            if (used > version)
+              throw ScheduleError(
+                  fmt::format("device {}, position {}: {} is in global batch {} and must use "
+                              "weight version {} (double buffer), but stage {} has made only {} "
+                              "updates: more micro-batches per step are needed",
+                              d, p, to_string(a), a.mb / s.accum, used, st, version),
+                  program_excerpt(s, {d, p}));
+          }
+          f->v_fwd = used;
+          ++inflight;
+          if (s.policy != WeightPolicy::kCurrent) ++held[used];
+          sf.inflight_peak = std::max(sf.inflight_peak, inflight);
+          sf.weight_copies = std::max(sf.weight_copies, copies());
+          break;
+        }
+        case ActionKind::B:
+        case ActionKind::I:
+          f->v_bwd = s.policy == WeightPolicy::kCurrent ? version : f->v_fwd;
+          f->drift = f->v_bwd - f->v_fwd;
+          if (s.policy != WeightPolicy::kCurrent) {
+            auto it = held.find(f->v_fwd);
+            if (--it->second == 0) held.erase(it);
+          }
+          if (a.kind == ActionKind::B) --inflight, pending.push_back(a.mb);
+          break;
+        case ActionKind::W:
+          --inflight;
+          pending.push_back(a.mb);
+          break;
+        case ActionKind::OPT: {
+          std::sort(pending.begin(), pending.end());
+          bool exact = static_cast<int>(pending.size()) == s.accum;
+          for (int k = 0; exact && k < s.accum; ++k) exact = pending[k] == next_batch_mb + k;
+          if (!exact) {
+            std::string got;
+            for (size_t k = 0; k < pending.size() && k < 8; ++k)
+              got += (k ? "," : "") + std::to_string(pending[k]);
+            if (pending.size() > 8) got += ",...";
+            throw ScheduleError(
+                fmt::format("device {}, position {}: {} is update {} of stage {} and must apply "
+                            "the gradients of micro-batches {}..{} (global batch {}), but {} "
+                            "completed since the previous update: {{{}}}",
+                            d, p, to_string(a), version, st, next_batch_mb,
+                            next_batch_mb + s.accum - 1, version,
+                            pending.empty() ? std::string("none") : std::to_string(pending.size()),
+                            got),
+                program_excerpt(s, {d, p}));
+          }
+          for (int m : pending) {
+            facts[m].opt = version;
+            facts[m].delay = version - facts[m].v_fwd;
+          }
+          pending.clear();
+          next_batch_mb += s.accum;
+          ++version;
+          sf.weight_copies = std::max(sf.weight_copies, copies());
+          break;
+        }
+      }
+    }
+    if (!pending.empty())
+      throw ScheduleError(fmt::format("stage {}: the gradients of {} micro-batches (from {}) "
+                                      "are never applied: the program must end with an OPT",
+                                      st, pending.size(), to_string(Bwd(st, pending.front()))),
+                          program_excerpt(s, {d, static_cast<int>(prog.size()) - 1}));
+    sf.updates = version;
+    long drift_sum = 0, delay_sum = 0, steady_sum = 0;
+    for (int m = 0; m < T; ++m) {
+      sf.max_drift = std::max(sf.max_drift, facts[m].drift);
+      sf.max_delay = std::max(sf.max_delay, facts[m].delay);
+      drift_sum += facts[m].drift;
+      delay_sum += facts[m].delay;
+      if (m >= lo && m < hi) steady_sum += facts[m].drift;
+    }
+    sf.mean_drift = static_cast<double>(drift_sum) / T;
+    sf.mean_delay = static_cast<double>(delay_sum) / T;
+    sf.steady_mean_drift = static_cast<double>(steady_sum) / (hi - lo);
+  }
+  return out;
+}
+
+}  // namespace paci

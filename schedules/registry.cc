@@ -1,0 +1,102 @@
+#include "schedules/registry.h"
+
+#include <fmt/format.h>
+
+#include "schedules/gen/generators.h"
+
+namespace paci {
+
+const std::vector<ScheduleInfo>& schedule_catalog() {
+  static const std::vector<ScheduleInfo> catalog = {
+      {"gpipe", "all forwards, then all backwards, flush; activations of M micro-batches"},
+      {"1f1b", "PipeDream-flush/Megatron 1F1B: one forward one backward, flush; bubble (P-1)/(M+P-1)"},
+      {"paci", "1F1B without the flush, local OPT every a backwards; no bubble, drift <= ceil((P-1-s)/a)", false, true},
+      {"interleaved-1f1b", "Megatron virtual pipeline, v chunks per device; bubble (P-1)/(v*M)", true},
+      {"zb-h1", "Zero Bubble H1: split backward (I, W), 1F1B memory; bubble ~1/3 of 1F1B"},
+      {"zb-1p", "Zero Bubble automatic, 1x 1F1B activation memory (built from a cost model: paci sim)", false, false, true},
+      {"zb-2p", "Zero Bubble automatic, 2x 1F1B activation memory, near-zero bubble (paci sim)", false, false, true},
+      {"pipedream", "async 1F1B, update every micro-batch, weight stashing (P-s versions)"},
+      {"pipedream-2bw", "async 1F1B, 2 weight buffers, gradients over M micro-batches, delay 1"},
+  };
+  return catalog;
+}
+
+const ScheduleInfo* find_schedule(std::string_view name) {
+  for (const auto& info : schedule_catalog())
+    if (info.name == name) return &info;
+  return nullptr;
+}
+
+namespace {
+
+std::string names() {
+  std::string out;
+  for (const auto& info : schedule_catalog()) out += (out.empty() ? "" : ", ") + info.name;
+  return out;
+}
+
+void require_positive(const char* flag, int value) {
+  if (value < 1) throw ParamError(flag, fmt::format("{} must be >= 1 (got {})", flag, value));
+}
+
+}  // namespace
+
+Schedule make_schedule(std::string_view name, const ScheduleParams& p) {
+  const ScheduleInfo* info = find_schedule(name);
+  if (!info)
+    throw ParamError("--schedule",
+                     fmt::format("--schedule: unknown schedule '{}' (allowed: {})", name, names()));
+  if (info->needs_cost_model)
+    throw ParamError("--schedule",
+                     fmt::format("--schedule {} is built from a cost model: use `paci sim "
+                                 "--schedule {}` (it needs durations of F, I and W)",
+                                 name, name));
+  require_positive("--stages", p.stages);
+  require_positive("--microbatches", p.microbatches);
+  require_positive("--steps", p.steps);
+  if (p.stages > 4096) throw ParamError("--stages", fmt::format("--stages must be <= 4096 (got {})", p.stages));
+  const long total = static_cast<long>(p.microbatches) * p.steps;
+  if (total > (1L << 24))
+    throw ParamError("--microbatches", fmt::format("--microbatches x --steps must be <= {} (got {})",
+                                                   1L << 24, total));
+  if (!info->uses_virtual && p.virtual_stages && *p.virtual_stages != 1)
+    throw ParamError("--virtual", fmt::format("--virtual applies only to interleaved-1f1b "
+                                              "(schedule {} has one stage per device)", name));
+  if (!info->uses_accum && p.accum && *p.accum != p.microbatches)
+    throw ParamError("--accum", fmt::format("--accum applies only to paci (schedule {} steps "
+                                            "after every {} micro-batches)",
+                                            name, name == "pipedream" ? 1 : p.microbatches));
+  const int P = p.stages, M = p.microbatches, N = p.steps;
+  if (name == "gpipe") return gen_gpipe(P, M, N);
+  if (name == "1f1b") return gen_1f1b(P, M, N);
+  if (name == "paci") {
+    int a = p.accum.value_or(M);
+    if (a < 1 || total % a != 0)
+      throw ParamError("--accum", fmt::format("--accum must be >= 1 and divide --microbatches x "
+                                              "--steps = {} (got {})", total, a));
+    return gen_paci(P, M, N, a);
+  }
+  if (name == "pipedream") return gen_pipedream(P, M, N);
+  if (name == "pipedream-2bw") {
+    if (M < P - 1)
+      throw ParamError("--microbatches",
+                       fmt::format("--microbatches must be >= --stages - 1 = {} for pipedream-2bw "
+                                   "(two weight buffers; got {})", P - 1, M));
+    return gen_pipedream_2bw(P, M, N);
+  }
+  if (name == "interleaved-1f1b") {
+    int v = p.virtual_stages.value_or(2);
+    if (v < 1 || v > 64)
+      throw ParamError("--virtual", fmt::format("--virtual must be in 1..64 (got {})", v));
+    if (M % P != 0)
+      throw ParamError("--microbatches",
+                       fmt::format("--microbatches must be a multiple of --stages = {} for "
+                                   "interleaved-1f1b (micro-batches go in groups of one per "
+                                   "device; got {})", P, M));
+    return gen_interleaved_1f1b(P, M, N, v);
+  }
+  if (name == "zb-h1") return gen_zb_h1(P, M, N);
+  throw ParamError("--schedule", fmt::format("--schedule: no generator for '{}'", name));
+}
+
+}  // namespace paci
