@@ -1,0 +1,411 @@
+#include "exec/runtime/runtime.h"
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "exec/runtime/inproc_transport.h"
+#include "schedules/analysis.h"
+
+namespace paci {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+}  // namespace
+
+struct PipelineRuntime::Impl {
+  struct Stage {
+    int index = 0, device = 0;
+    std::unique_ptr<StageModel> model;
+    std::unique_ptr<AdamW> opt;
+    int version = 0;                      // updates applied (absolute)
+    // Older weight versions kept while a backward (stash, double buffer) or a forward
+    // (double buffer) still needs them: version -> copy.
+    std::map<int, float*> stash;
+    std::map<int, int> refs;              // version -> in-flight micro-batches that use it
+    std::unordered_map<int, int> slot_of; // mb -> slot
+    std::vector<int> free_slots;
+    std::unordered_map<int, int> fwd_version;  // in-flight mb -> version its forward used
+    float *x_in = nullptr, *x_out = nullptr, *dx_out = nullptr, *dx_in = nullptr;
+    float* tied_tmp = nullptr;
+    std::vector<int> tokens, targets;
+    StageMemory mem;
+    int slots_in_use = 0;
+  };
+
+  const Schedule& schedule;
+  RunConfig config;
+  BatchSource& data;
+  CpuBackend backend;
+  std::unique_ptr<InProcessTransport> own_transport;
+  Transport* transport;
+  std::vector<Stage> stages;
+  int S = 0;
+  int64_t boundary = 0;  // floats in an activation / gradient message
+
+  // Run state.
+  std::mutex mu;
+  std::string first_error;
+  RunResult result;
+  std::vector<int> update_count;  // stages that applied update k (relative index)
+  std::map<int, Snapshot> snapshots;
+  std::map<int, int> snapshot_parts;
+  Clock::time_point t0;
+  std::function<void(const UpdateEvent&)> on_update;
+  std::vector<double> batch_lr;
+
+  Impl(const Schedule& s, const RunConfig& c, BatchSource& d, Transport* t)
+      : schedule(s), config(c), data(d), backend(CpuBackendOptions{1}), transport(t) {
+    S = s.stages();
+    if (!transport) {
+      own_transport = std::make_unique<InProcessTransport>();
+      transport = own_transport.get();
+    }
+    if (config.partition.empty()) config.partition = balanced_partition(config.model, S);
+    if (static_cast<int>(config.partition.size()) != S)
+      throw std::invalid_argument(fmt::format("partition has {} stages, schedule has {}",
+                                              config.partition.size(), S));
+    Analysis an = analyze(s);
+    const int B = data.batch_size(), T = data.seq_len();
+    boundary = static_cast<int64_t>(B) * T * config.model.channels;
+    stages.resize(S);
+    for (int st = 0; st < S; ++st) {
+      Stage& g = stages[st];
+      g.index = st;
+      g.device = s.stage_device[st];
+      const int slots = std::max(1, an.stages[st].inflight_peak);
+      g.model = std::make_unique<StageModel>(backend, config.model, config.partition[st], B, T,
+                                             slots, config.seed);
+      g.opt = std::make_unique<AdamW>(backend, g.model->layout(), config.adamw);
+      g.version = config.first_update;
+      g.opt->set_steps_taken(config.first_update);
+      for (int k = slots - 1; k >= 0; --k) g.free_slots.push_back(k);
+      auto buf = [&] { return static_cast<float*>(backend.alloc(boundary * sizeof(float))); };
+      g.x_in = buf(), g.x_out = buf(), g.dx_out = buf(), g.dx_in = buf();
+      g.tokens.resize(static_cast<size_t>(B) * T);
+      g.targets.resize(static_cast<size_t>(B) * T);
+      g.mem.param_bytes = g.model->param_bytes();
+      g.mem.grad_bytes = g.model->param_bytes();
+      g.mem.optimizer_bytes = 2 * g.model->param_bytes();
+      g.mem.slot_bytes = g.model->activation_bytes_per_slot();
+      g.mem.slots = slots;
+    }
+  }
+
+  ~Impl() {
+    for (Stage& g : stages) {
+      for (float* p : {g.x_in, g.x_out, g.dx_out, g.dx_in, g.tied_tmp})
+        if (p) backend.free(p);
+      for (auto& [v, c] : g.stash) backend.free(c);
+    }
+  }
+
+  double now() const { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+  void fail(const std::string& msg) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (first_error.empty()) first_error = msg;
+    }
+    transport->abort();
+  }
+
+  // Receives or throws a "stuck" error that names the waiting device and action.
+  void receive(const MessageKey& key, float* out, size_t n, int device, int pos, const Action& a) {
+    if (transport->recv(key, out, n, config.stall_timeout)) return;
+    if (transport->aborted()) throw std::runtime_error("");  // someone else failed first
+    throw std::runtime_error(fmt::format(
+        "stuck: device {} at position {} ({}) waited {:.1f} s for the {}; the schedule's "
+        "order cannot make progress (check an imported schedule with `paci show --file`)",
+        device, pos, to_string(a), config.stall_timeout.count() / 1000.0, describe(key)));
+  }
+
+  const float* weights_for(Stage& g, int version) {
+    if (version == g.version) return g.model->params();
+    auto it = g.stash.find(version);
+    if (it == g.stash.end())
+      throw std::logic_error(fmt::format("stage {}: weight version {} is not held (current {})",
+                                         g.index, version, g.version));
+    return it->second;
+  }
+
+  void keep_current_version(Stage& g) {
+    float*& c = g.stash[g.version];
+    if (!c) {
+      c = static_cast<float*>(backend.alloc(g.model->param_bytes()));
+      backend.copy(c, g.model->params(), g.model->param_bytes());
+    }
+    g.mem.peak_stashed_copies = std::max<int>(g.mem.peak_stashed_copies, g.stash.size());
+  }
+
+  // Frees copies no in-flight micro-batch uses; a double buffer also keeps the versions
+  // from `keep_from` on (the previous version, which the next batch's forwards use).
+  void drop_unused_copies(Stage& g, int keep_from) {
+    for (auto it = g.stash.begin(); it != g.stash.end();) {
+      auto r = g.refs.find(it->first);
+      bool needed = (r != g.refs.end() && r->second > 0) ||
+                    (schedule.policy == WeightPolicy::kDoubleBuffer && it->first >= keep_from);
+      if (needed) {
+        ++it;
+      } else {
+        backend.free(it->second);
+        it = g.stash.erase(it);
+      }
+    }
+  }
+
+  void forward(Stage& g, const Action& a, int device, int pos, ActionRecord& rec) {
+    const int64_t mb_abs = static_cast<int64_t>(config.first_update) * schedule.accum + a.mb;
+    const bool first = g.index == 0, last = g.index == S - 1;
+    if (first || last) data.get(mb_abs, g.tokens.data(), g.targets.data());
+    if (!first)
+      receive({MessageKind::kActivation, g.index, a.mb}, g.x_in, boundary, device, pos, a);
+    int used = g.version;
+    if (schedule.policy == WeightPolicy::kDoubleBuffer)
+      used = std::max<int>(static_cast<int>(mb_abs / schedule.accum) - 1, config.first_update);
+    if (g.free_slots.empty())
+      throw std::runtime_error(fmt::format("device {} at position {} ({}): all {} activation "
+                                           "slots of stage {} are busy", device, pos,
+                                           to_string(a), g.mem.slots, g.index));
+    const int slot = g.free_slots.back();
+    g.free_slots.pop_back();
+    g.slot_of[a.mb] = slot;
+    g.mem.peak_slots_in_use = std::max(g.mem.peak_slots_in_use, ++g.slots_in_use);
+    g.fwd_version[a.mb] = used;
+    ++g.refs[used];
+    float loss = g.model->forward(slot, weights_for(g, used), g.tokens.data(),
+                                  first ? nullptr : g.x_in, g.targets.data(), last ? nullptr : g.x_out);
+    rec.version = used;
+    result.v_fwd[g.index][a.mb] = used;
+    if (last) result.mb_loss[a.mb] = loss;
+    else transport->send({MessageKind::kActivation, g.index + 1, a.mb}, g.x_out, boundary);
+  }
+
+  void backward_input(Stage& g, const Action& a, int device, int pos, ActionRecord& rec,
+                      bool whole) {
+    const bool first = g.index == 0, last = g.index == S - 1;
+    if (!last) receive({MessageKind::kGradient, g.index, a.mb}, g.dx_out, boundary, device, pos, a);
+    const int vf = g.fwd_version.at(a.mb);
+    const int vb = schedule.policy == WeightPolicy::kCurrent ? g.version : vf;
+    const float* w = weights_for(g, vb);
+    const float scale = 1.0f / static_cast<float>(schedule.accum);
+    const int slot = g.slot_of.at(a.mb);
+    if (whole) {
+      g.model->backward(slot, w, last ? nullptr : g.dx_out, first ? nullptr : g.dx_in, scale);
+      release_slot(g, a.mb);
+    } else {
+      g.model->backward_input(slot, w, last ? nullptr : g.dx_out, first ? nullptr : g.dx_in, scale);
+    }
+    if (--g.refs[vf] == 0) g.refs.erase(vf);
+    if (schedule.policy != WeightPolicy::kCurrent) drop_unused_copies(g, g.version - 1);
+    g.fwd_version.erase(a.mb);
+    rec.version = vb;
+    result.v_bwd[g.index][a.mb] = vb;
+    if (!first) transport->send({MessageKind::kGradient, g.index - 1, a.mb}, g.dx_in, boundary);
+  }
+
+  void release_slot(Stage& g, int mb) {
+    auto it = g.slot_of.find(mb);
+    g.free_slots.push_back(it->second);
+    g.slot_of.erase(it);
+    --g.slots_in_use;
+  }
+
+  void optimizer_step(Stage& g, int device, int pos, const Action& a, ActionRecord& rec) {
+    if (config.model.tied_embeddings) sum_tied(g, device, pos, a);
+    // Versions that in-flight micro-batches still need are copied before the update; first
+    // free what the next version no longer needs, so at most the policy's copies coexist.
+    drop_unused_copies(g, g.version);
+    if (schedule.policy == WeightPolicy::kDoubleBuffer ||
+        (schedule.policy == WeightPolicy::kStash && g.refs.count(g.version)))
+      keep_current_version(g);
+    const double lr = g.opt->step(g.model->params(), g.model->grads());
+    g.model->zero_grad();
+    ++g.version;
+    rec.version = g.version;
+    const int k = g.version - 1 - config.first_update;  // relative update index
+    if (config.snapshot_every > 0 && g.version % config.snapshot_every == 0) take_snapshot(g);
+    std::lock_guard<std::mutex> lock(mu);
+    if (g.index == S - 1) {
+      double sum = 0;
+      for (int m = k * schedule.accum; m < (k + 1) * schedule.accum; ++m) sum += result.mb_loss[m];
+      result.batch_loss[k] = sum / schedule.accum;
+      batch_lr[k] = lr;
+    }
+    if (++update_count[k] == S && on_update) {
+      UpdateEvent ev;
+      ev.update = g.version - 1;
+      ev.loss = result.batch_loss[k];
+      ev.lr = batch_lr[k];
+      ev.seconds = now();
+      auto it = snapshots.find(g.version);
+      if (it != snapshots.end() && snapshot_parts[g.version] == S) ev.snapshot = &it->second;
+      on_update(ev);
+    }
+  }
+
+  void take_snapshot(Stage& g) {
+    const size_t n = g.model->param_count();
+    std::vector<float> p(n), m(n), v(n);
+    backend.to_host(p.data(), g.model->params(), n * sizeof(float));
+    backend.to_host(m.data(), g.opt->m(), n * sizeof(float));
+    backend.to_host(v.data(), g.opt->v(), n * sizeof(float));
+    std::lock_guard<std::mutex> lock(mu);
+    Snapshot& s = snapshots[g.version];
+    s.version = g.version;
+    s.params.resize(S), s.m.resize(S), s.v.resize(S);
+    s.params[g.index] = std::move(p);
+    s.m[g.index] = std::move(m);
+    s.v[g.index] = std::move(v);
+    ++snapshot_parts[g.version];
+    // Keep only the newest complete snapshot and those still filling.
+    for (auto it = snapshots.begin(); it != snapshots.end();) {
+      bool complete = snapshot_parts[it->first] == S;
+      bool newer_complete = false;
+      for (auto& [ver, parts] : snapshot_parts)
+        if (ver > it->first && parts == S) newer_complete = true;
+      if (complete && newer_complete) {
+        snapshot_parts.erase(it->first);
+        it = snapshots.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // Tied embeddings: the first stage's wte and the last stage's copy (lm_head) must take
+  // the same step, so each adds the other's gradient before it.
+  void sum_tied(Stage& g, int device, int pos, const Action& a) {
+    if (S == 1) {
+      sum_tied_embedding_grads(*g.model, *g.model);
+      return;
+    }
+    if (g.index != 0 && g.index != S - 1) return;
+    float* own = g.model->grad_tensor(g.index == 0 ? "wte" : "lm_head");
+    const size_t n = static_cast<size_t>(config.model.vocab_size) * config.model.channels;
+    if (!g.tied_tmp) g.tied_tmp = static_cast<float*>(backend.alloc(n * sizeof(float)));
+    const int other = g.index == 0 ? S - 1 : 0;
+    transport->send({MessageKind::kTiedEmbedding, other, g.version}, own, n);
+    receive({MessageKind::kTiedEmbedding, g.index, g.version}, g.tied_tmp, n, device, pos, a);
+    backend.accumulate(own, g.tied_tmp, n);
+  }
+
+  void worker(int device, const std::atomic<bool>* stop, std::vector<ActionRecord>& records) {
+    const auto& prog = schedule.programs[device];
+    int pos = 0;
+    try {
+      for (; pos < static_cast<int>(prog.size()); ++pos) {
+        if (transport->aborted()) return;
+        if (stop && stop->load()) {
+          transport->abort();
+          return;
+        }
+        const Action& a = prog[pos];
+        Stage& g = stages[a.stage];
+        ActionRecord rec;
+        rec.device = device;
+        rec.action = a;
+        rec.start = now();
+        switch (a.kind) {
+          case ActionKind::F: forward(g, a, device, pos, rec); break;
+          case ActionKind::B: backward_input(g, a, device, pos, rec, true); break;
+          case ActionKind::I: backward_input(g, a, device, pos, rec, false); break;
+          case ActionKind::W:
+            g.model->backward_weight(g.slot_of.at(a.mb));
+            release_slot(g, a.mb);
+            rec.version = g.version;
+            break;
+          case ActionKind::OPT: optimizer_step(g, device, pos, a, rec); break;
+        }
+        rec.end = now();
+        records.push_back(rec);
+      }
+    } catch (const std::exception& e) {
+      if (std::string(e.what()).empty()) return;
+      fail(fmt::format("device {}, position {} ({}): {}", device, pos,
+                       pos < static_cast<int>(prog.size()) ? to_string(prog[pos]) : "end", e.what()));
+    }
+  }
+};
+
+PipelineRuntime::PipelineRuntime(const Schedule& schedule, const RunConfig& config,
+                                 BatchSource& data, Transport* transport)
+    : impl_(std::make_unique<Impl>(schedule, config, data, transport)) {}
+
+PipelineRuntime::~PipelineRuntime() = default;
+
+int PipelineRuntime::num_stages() const { return impl_->S; }
+StageModel& PipelineRuntime::stage(int s) { return *impl_->stages.at(s).model; }
+AdamW& PipelineRuntime::optimizer(int s) { return *impl_->stages.at(s).opt; }
+
+void PipelineRuntime::restore(const Snapshot& snap) {
+  auto& im = *impl_;
+  if (static_cast<int>(snap.params.size()) != im.S)
+    throw std::invalid_argument(fmt::format("snapshot has {} stages, the run has {}",
+                                            snap.params.size(), im.S));
+  for (int s = 0; s < im.S; ++s) {
+    auto& g = im.stages[s];
+    const size_t n = g.model->param_count();
+    if (snap.params[s].size() != n || snap.m[s].size() != n || snap.v[s].size() != n)
+      throw std::invalid_argument(fmt::format("snapshot stage {} holds {} parameters, the "
+                                              "model's stage {} has {}: a different model or "
+                                              "partition", s, snap.params[s].size(), s, n));
+    im.backend.from_host(g.model->params(), snap.params[s].data(), n * sizeof(float));
+    im.backend.from_host(g.opt->m(), snap.m[s].data(), n * sizeof(float));
+    im.backend.from_host(g.opt->v(), snap.v[s].data(), n * sizeof(float));
+    g.opt->set_steps_taken(snap.version);
+    g.version = snap.version;
+  }
+}
+
+bool PipelineRuntime::take_latest_snapshot(Snapshot& out) {
+  auto& im = *impl_;
+  for (auto it = im.snapshots.rbegin(); it != im.snapshots.rend(); ++it) {
+    if (im.snapshot_parts[it->first] == im.S) {
+      out = std::move(it->second);
+      im.snapshots.clear();
+      im.snapshot_parts.clear();
+      return true;
+    }
+  }
+  return false;
+}
+
+RunResult PipelineRuntime::run(const std::function<void(const UpdateEvent&)>& on_update,
+                               const std::atomic<bool>* stop) {
+  auto& im = *impl_;
+  const int T = im.schedule.spec.total_microbatches();
+  const int updates = T / im.schedule.accum;
+  im.result = RunResult{};
+  im.result.mb_loss.assign(T, std::nanf(""));
+  im.result.batch_loss.assign(updates, std::nan(""));
+  im.result.v_fwd.assign(im.S, std::vector<int>(T, -1));
+  im.result.v_bwd = im.result.v_fwd;
+  im.update_count.assign(updates, 0);
+  im.batch_lr.assign(updates, 0);
+  im.on_update = on_update;
+  im.first_error.clear();
+  const int D = im.schedule.devices();
+  std::vector<std::vector<ActionRecord>> records(D);
+  im.t0 = Clock::now();
+  std::vector<std::thread> threads;
+  for (int d = 0; d < D; ++d)
+    threads.emplace_back([&, d] { im.worker(d, stop, records[d]); });
+  for (auto& t : threads) t.join();
+  im.result.seconds = im.now();
+  if (!im.first_error.empty()) throw std::runtime_error(im.first_error);
+  im.result.interrupted = stop && stop->load();
+  for (auto& r : records) im.result.actions.insert(im.result.actions.end(), r.begin(), r.end());
+  for (auto& g : im.stages) im.result.memory.push_back(g.mem);
+  return std::move(im.result);
+}
+
+}  // namespace paci

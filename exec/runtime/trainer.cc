@@ -1,0 +1,223 @@
+#include "exec/runtime/trainer.h"
+
+#include <cmath>
+#include <fstream>
+#include <iomanip>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "exec/runtime/checkpoint.h"
+#include "exec/runtime/evaluator.h"
+
+namespace paci {
+namespace {
+
+std::string eta(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  int s = static_cast<int>(seconds + 0.5);
+  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
+  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
+// Metrics JSONL written to a temporary file and renamed into place when the run ends, so a
+// reader never sees a half-written file.
+class MetricsFile {
+ public:
+  explicit MetricsFile(const std::string& path) : path_(path) {
+    if (path_.empty()) return;
+    out_.open(path_ + ".tmp", std::ios::trunc);
+    if (!out_) throw std::invalid_argument(fmt::format("--metrics {}: cannot write", path_));
+  }
+  void write(const nlohmann::json& j) {
+    if (path_.empty()) return;
+    out_ << j.dump() << "\n";
+    out_.flush();
+  }
+  void close() {
+    if (path_.empty() || !out_.is_open()) return;
+    out_.close();
+    std::rename((path_ + ".tmp").c_str(), path_.c_str());
+  }
+  ~MetricsFile() { close(); }
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+};
+
+}  // namespace
+
+TrainReport train(const TrainOptions& opt) {
+  if (!opt.train) throw std::invalid_argument("no training data");
+  TrainReport rep;
+  const ScheduleParams& p = opt.params;
+  // Generate once to check the parameters and learn the accumulation window.
+  Schedule probe = make_schedule(opt.schedule, p);
+  const int M = probe.spec.microbatches, accum = probe.accum;
+  const int total_updates = probe.spec.total_microbatches() / accum;
+  const int seg_updates = opt.save_every > 0 ? opt.save_every : total_updates;
+  if (seg_updates < 1 || (static_cast<long>(seg_updates) * accum) % M != 0)
+    throw std::invalid_argument(fmt::format(
+        "--save-every {} must be >= 1 and cover whole steps: {} updates x {} micro-batches must "
+        "be a multiple of --microbatches {}", opt.save_every, seg_updates, accum, M));
+  GptConfig model = opt.model;
+  std::vector<StagePartition> partition =
+      opt.layers_per_stage.empty() ? balanced_partition(model, probe.stages())
+                                   : partition_from_layers(model, opt.layers_per_stage);
+  if (static_cast<int>(partition.size()) != probe.stages())
+    throw std::invalid_argument(fmt::format("--partition has {} entries, the schedule has {} stages",
+                                            partition.size(), probe.stages()));
+  AdamWConfig adamw = opt.adamw;
+  if (adamw.total_steps == 0) adamw.total_steps = total_updates;
+
+  CheckpointMeta meta;
+  meta.model = model;
+  meta.partition = partition;
+  meta.schedule = opt.schedule;
+  meta.stages = p.stages;
+  meta.microbatches = M;
+  meta.virtual_stages = probe.spec.virtual_stages;
+  meta.accum = accum;
+  meta.micro_batch = opt.micro_batch;
+  meta.seq_len = opt.seq_len;
+  meta.total_steps = total_updates;
+  meta.segment_steps = seg_updates;
+  meta.seed = opt.seed;
+  meta.adamw = adamw;
+
+  Snapshot state;
+  bool have_state = false;
+  int done = 0;
+  if (!opt.resume_dir.empty()) {
+    CheckpointMeta saved;
+    load_checkpoint(opt.resume_dir, saved, state);
+    auto differs = [&](const char* what, auto a, auto b) {
+      if (a != b)
+        throw std::invalid_argument(fmt::format("--resume {}: the checkpoint was written with {} "
+                                                "{}, this run has {}", opt.resume_dir, what, a, b));
+    };
+    differs("schedule", saved.schedule, meta.schedule);
+    differs("--stages", saved.stages, meta.stages);
+    differs("--microbatches", saved.microbatches, meta.microbatches);
+    differs("accumulation", saved.accum, meta.accum);
+    differs("--layers", saved.model.layers, model.layers);
+    differs("--channels", saved.model.channels, model.channels);
+    differs("--batch", saved.micro_batch, opt.micro_batch);
+    differs("--seq", saved.seq_len, opt.seq_len);
+    differs("--save-every", saved.segment_steps, seg_updates);
+    if (!(saved.partition == partition))
+      throw std::invalid_argument(fmt::format("--resume {}: the checkpoint has a different stage "
+                                              "partition", opt.resume_dir));
+    done = saved.step;
+    have_state = true;
+    if (opt.log) *opt.log << fmt::format("resumed from {} at step {}\n", opt.resume_dir, done);
+  }
+
+  MetricsFile metrics(opt.metrics_path);
+  std::unique_ptr<Evaluator> evaluator;
+  if (opt.val) evaluator = std::make_unique<Evaluator>(model, partition, opt.micro_batch, opt.seq_len);
+  const double tokens_per_update = static_cast<double>(accum) * opt.micro_batch * opt.seq_len;
+  const int log_every = std::max(1, total_updates / 25);
+  double clock_offset = 0, eval_seconds = 0, train_seconds = 0;
+  const int first = done;
+  rep.memory.resize(partition.size());
+
+  auto evaluate = [&](const Snapshot& snap, int update) {
+    auto t0 = std::chrono::steady_clock::now();
+    double l = evaluator->loss(snap, *opt.val, opt.eval_batches);
+    eval_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rep.val_loss.emplace_back(update, l);
+    metrics.write({{"step", update}, {"val_loss", l}, {"val_ppl", std::exp(l)}});
+    if (opt.log)
+      *opt.log << (opt.live ? "\r\033[K" : "")
+               << fmt::format("step {:>5}: val loss {:.4f} (perplexity {:.2f})\n", update, l, std::exp(l));
+  };
+
+  while (done < total_updates) {
+    const int seg = std::min(seg_updates, total_updates - done);
+    ScheduleParams sp = p;
+    sp.steps = seg * accum / M;
+    Schedule sched = make_schedule(opt.schedule, sp);
+    RunConfig rc;
+    rc.model = model;
+    rc.partition = partition;
+    rc.adamw = adamw;
+    rc.seed = opt.seed;
+    rc.stall_timeout = opt.stall_timeout;
+    rc.snapshot_every = 1;
+    rc.first_update = done;
+    PipelineRuntime rt(sched, rc, *opt.train);
+    if (have_state) rt.restore(state);
+    const double seg_eval_before = eval_seconds;
+    auto on_update = [&](const UpdateEvent& ev) {
+      const int k = ev.update + 1;  // updates done
+      const double elapsed = train_seconds + ev.seconds - (eval_seconds - seg_eval_before);
+      const double rate = (k - first) * tokens_per_update / std::max(elapsed, 1e-9);
+      rep.loss.push_back(ev.loss);
+      metrics.write({{"step", k}, {"loss", ev.loss}, {"lr", ev.lr}, {"tokens_per_s", rate},
+                     {"time_s", elapsed}});
+      if (opt.log && (opt.live || k % log_every == 0 || k == total_updates)) {
+        const double left = (total_updates - k) * tokens_per_update / std::max(rate, 1e-9);
+        *opt.log << (opt.live ? "\r\033[K" : "")
+                 << fmt::format("step {:>5}/{} | loss {:.4f} | lr {:.2e} | {:.0f} tok/s | ETA {}", k,
+                                total_updates, ev.loss, ev.lr, rate, eta(left))
+                 << (opt.live ? "" : "\n") << std::flush;
+      }
+      if (evaluator && opt.eval_every > 0 && k % opt.eval_every == 0 && ev.snapshot && k < total_updates)
+        evaluate(*ev.snapshot, k);
+    };
+    RunResult r = rt.run(on_update, opt.stop);
+    for (ActionRecord a : r.actions) {
+      a.start += clock_offset;
+      a.end += clock_offset;
+      rep.actions.push_back(a);
+    }
+    for (size_t s = 0; s < r.memory.size(); ++s) {
+      StageMemory& m = rep.memory[s];
+      const StageMemory& n = r.memory[s];
+      int peak_slots = std::max(m.peak_slots_in_use, n.peak_slots_in_use);
+      int peak_copies = std::max(m.peak_stashed_copies, n.peak_stashed_copies);
+      int slots = std::max(m.slots, n.slots);
+      m = n;
+      m.peak_slots_in_use = peak_slots, m.peak_stashed_copies = peak_copies, m.slots = slots;
+    }
+    clock_offset += r.seconds;
+    train_seconds += r.seconds - (eval_seconds - seg_eval_before);
+    rep.schedule = sched;
+    have_state = rt.take_latest_snapshot(state);
+    if (r.interrupted) {
+      rep.interrupted = true;
+      if (have_state) {
+        meta.step = state.version;
+        meta.data_position = static_cast<int64_t>(state.version) * accum;
+        std::string dir = opt.save_dir.empty() ? opt.interrupt_dir : opt.save_dir;
+        save_checkpoint(dir, meta, state);
+        rep.checkpoint = dir;
+        done = state.version;
+      }
+      break;
+    }
+    done += seg;
+    if (!opt.save_dir.empty()) {
+      meta.step = done;
+      meta.data_position = static_cast<int64_t>(done) * accum;
+      save_checkpoint(opt.save_dir, meta, state);
+      rep.checkpoint = opt.save_dir;
+    }
+  }
+  rep.updates_done = done;
+  rep.seconds = train_seconds;
+  rep.tokens_per_second = (done - first) * tokens_per_update / std::max(train_seconds, 1e-9);
+  if (opt.live && opt.log) *opt.log << "\n";
+  if (evaluator && have_state && !rep.interrupted) evaluate(state, done);
+  metrics.close();
+  return rep;
+}
+
+}  // namespace paci
