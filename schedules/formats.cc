@@ -2,14 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
-#include <fstream>
-#include <map>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "schedules/files.h"
 #include "schedules/validate.h"
 
 namespace paci {
@@ -304,11 +301,12 @@ Schedule load_schedule(const std::string& path, const CsvHints& hints) {
   std::string ext = extension(path);
   if (ext != "json" && ext != "csv")
     throw FormatError(fmt::format("{}: unknown schedule file type (allowed: .json, .csv)", path));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FormatError(fmt::format("{}: cannot open schedule file", path));
-  std::stringstream buf;
-  buf << in.rdbuf();
-  std::string text = buf.str();
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const std::runtime_error& e) {
+    throw FormatError(fmt::format("{}: cannot open schedule file", path));
+  }
   Schedule s = ext == "json" ? schedule_from_json(text, path) : schedule_from_csv(text, path, hints);
   try {
     validate(s);
@@ -322,21 +320,10 @@ void save_schedule(const Schedule& s, const std::string& path) {
   std::string ext = extension(path);
   if (ext != "json" && ext != "csv")
     throw FormatError(fmt::format("{}: unknown schedule file type (allowed: .json, .csv)", path));
-  std::string text = ext == "json" ? to_json(s) : to_csv(s);
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw FormatError(fmt::format("{}: cannot write (is the directory there?)", path));
-    out << text;
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw FormatError(fmt::format("{}: write failed", path));
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw FormatError(fmt::format("{}: cannot rename temporary file into place", path));
+  try {
+    write_file_atomic(path, ext == "json" ? to_json(s) : to_csv(s));
+  } catch (const std::runtime_error& e) {
+    throw FormatError(e.what());
   }
 }
 

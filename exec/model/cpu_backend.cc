@@ -13,6 +13,7 @@ namespace paci {
 template <typename T>
 CpuBackendT<T>::CpuBackendT(const CpuBackendOptions& options) {
   if (options.blas_threads > 0) openblas_set_num_threads(options.blas_threads);
+  threads_ = options.blas_threads > 0 ? options.blas_threads : openblas_get_num_threads();
 }
 
 template <typename T>
@@ -62,17 +63,17 @@ void CpuBackendT<T>::matmul_backward_weight(T* dw, T* dbias, const T* dout, cons
 template <typename T>
 void CpuBackendT<T>::layernorm_forward(T* out, T* mean, T* rstd, const T* in, const T* w,
                                        const T* b, int N, int C) {
-  cpu::layernorm_forward(out, mean, rstd, in, w, b, N, C);
+  cpu::layernorm_forward(out, mean, rstd, in, w, b, N, C, threads_);
 }
 template <typename T>
 void CpuBackendT<T>::layernorm_backward_input(T* din, const T* dout, const T* in, const T* w,
                                               const T* mean, const T* rstd, int N, int C) {
-  cpu::layernorm_backward_input(din, dout, in, w, mean, rstd, N, C);
+  cpu::layernorm_backward_input(din, dout, in, w, mean, rstd, N, C, threads_);
 }
 template <typename T>
 void CpuBackendT<T>::layernorm_backward_params(T* dw, T* db, const T* dout, const T* in,
                                                const T* mean, const T* rstd, int N, int C) {
-  cpu::layernorm_backward_params(dw, db, dout, in, mean, rstd, N, C);
+  cpu::layernorm_backward_params(dw, db, dout, in, mean, rstd, N, C, threads_);
 }
 template <typename T>
 void CpuBackendT<T>::attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int NH) {
@@ -85,23 +86,23 @@ void CpuBackendT<T>::attention_backward(T* dqkv, const T* dout, const T* qkv, co
 }
 template <typename T>
 void CpuBackendT<T>::gelu_forward(T* out, const T* in, size_t n) {
-  cpu::gelu_forward(out, in, n);
+  cpu::gelu_forward(out, in, n, threads_);
 }
 template <typename T>
 void CpuBackendT<T>::gelu_backward(T* din, const T* in, const T* dout, size_t n) {
-  cpu::gelu_backward(din, in, dout, n);
+  cpu::gelu_backward(din, in, dout, n, threads_);
 }
 template <typename T>
 void CpuBackendT<T>::residual_forward(T* out, const T* a, const T* b, size_t n) {
-  cpu::residual_forward(out, a, b, n);
+  cpu::residual_forward(out, a, b, n, threads_);
 }
 template <typename T>
 void CpuBackendT<T>::residual_backward(T* da, T* db, const T* dout, size_t n) {
-  cpu::residual_backward(da, db, dout, n);
+  cpu::residual_backward(da, db, dout, n, threads_);
 }
 template <typename T>
 void CpuBackendT<T>::accumulate(T* dst, const T* src, size_t n) {
-  cpu::accumulate(dst, src, n);
+  cpu::accumulate(dst, src, n, threads_);
 }
 template <typename T>
 void CpuBackendT<T>::embedding_forward(T* out, const int* tokens, const T* wte, const T* wpe, int B,
@@ -116,19 +117,19 @@ void CpuBackendT<T>::embedding_backward(T* dwte, T* dwpe, const T* dout, const i
 template <typename T>
 void CpuBackendT<T>::softmax_xent_forward(T* losses, T* probs, const T* logits, const int* targets,
                                           int N, int V) {
-  cpu::softmax_xent_forward(losses, probs, logits, targets, N, V);
+  cpu::softmax_xent_forward(losses, probs, logits, targets, N, V, threads_);
 }
 template <typename T>
 void CpuBackendT<T>::softmax_xent_backward(T* dlogits, const T* probs, const int* targets, T dloss,
                                            int N, int V) {
-  cpu::softmax_xent_backward(dlogits, probs, targets, dloss, N, V);
+  cpu::softmax_xent_backward(dlogits, probs, targets, dloss, N, V, threads_);
 }
 template <typename T>
 void CpuBackendT<T>::adamw_update(T* params, const T* grads, T* m, T* v, size_t n, double lr,
                                   double beta1, double beta2, double beta1_pow, double beta2_pow,
                                   double eps, double weight_decay) {
   cpu::adamw_update(params, grads, m, v, n, lr, beta1, beta2, beta1_pow, beta2_pow, eps,
-                    weight_decay);
+                    weight_decay, threads_);
 }
 
 template class CpuBackendT<float>;

@@ -13,7 +13,9 @@ struct CpuBackendOptions {
 };
 
 // Stateless apart from the option above: one instance may serve several stages, also from
-// several threads at once (every operation only touches the buffers it is given).
+// several threads at once (every operation only touches the buffers it is given). The
+// non-GEMM kernels use blas_threads threads too (0: OpenBLAS's current count), splitting
+// only over independent rows or elements, so results do not depend on the thread count.
 template <typename T>
 class CpuBackendT final : public BackendT<T> {
  public:
@@ -61,6 +63,9 @@ class CpuBackendT final : public BackendT<T> {
   void adamw_update(T* params, const T* grads, T* m, T* v, size_t n, double lr, double beta1,
                     double beta2, double beta1_pow, double beta2_pow, double eps,
                     double weight_decay) override;
+
+ private:
+  int threads_ = 1;  // for the kernels outside BLAS
 };
 
 using CpuBackend = CpuBackendT<float>;

@@ -26,7 +26,9 @@ struct StageHeader {
 
 }  // namespace
 
-void save_checkpoint(const std::string& dir, const CheckpointMeta& meta, const Snapshot& snap) {
+void save_checkpoint(const std::string& dir, const CheckpointMeta& meta, const Snapshot& snap,
+                     RankGroup* group) {
+  const bool root = !group || group->rank() == 0;
   json j;
   j["format"] = kCheckpointVersion;
   j["kind"] = "paci-checkpoint";
@@ -54,15 +56,17 @@ void save_checkpoint(const std::string& dir, const CheckpointMeta& meta, const S
 
   const std::string tmp = dir + ".tmp";
   std::error_code ec;
-  fs::remove_all(tmp, ec);
+  if (root) fs::remove_all(tmp, ec);
+  if (group) group->barrier();
   fs::create_directories(tmp, ec);
   if (ec) throw CheckpointError(fmt::format("{}: cannot create ({})", tmp, ec.message()));
-  {
+  if (root) {
     std::ofstream out(tmp + "/checkpoint.json");
     out << j.dump(1) << "\n";
     if (!out) throw CheckpointError(fmt::format("{}/checkpoint.json: write failed", tmp));
   }
   for (size_t s = 0; s < snap.params.size(); ++s) {
+    if (group && snap.params[s].empty()) continue;  // another rank's stage
     StageHeader h;
     h.stage = static_cast<int32_t>(s);
     h.count = static_cast<int64_t>(snap.params[s].size());
@@ -72,6 +76,11 @@ void save_checkpoint(const std::string& dir, const CheckpointMeta& meta, const S
       out.write(reinterpret_cast<const char*>(vec->data()), vec->size() * sizeof(float));
     if (!out) throw CheckpointError(fmt::format("{}: write failed (disk full?)", stage_file(tmp, s)));
   }
+  if (group) group->barrier();
+  if (!root) {
+    group->barrier();
+    return;
+  }
   // Swap the new directory in; the old one goes only after the new one is complete.
   const std::string old = dir + ".old";
   fs::remove_all(old, ec);
@@ -79,6 +88,7 @@ void save_checkpoint(const std::string& dir, const CheckpointMeta& meta, const S
   fs::rename(tmp, dir, ec);
   if (ec) throw CheckpointError(fmt::format("{}: cannot move the new checkpoint into place ({})", dir, ec.message()));
   fs::remove_all(old, ec);
+  if (group) group->barrier();
 }
 
 void load_checkpoint(const std::string& dir, CheckpointMeta& meta, Snapshot& snap) {

@@ -13,6 +13,7 @@
 #include "exec/model/config.h"
 #include "exec/model/optimizer.h"
 #include "exec/model/partition.h"
+#include "exec/runtime/rank_group.h"
 #include "exec/runtime/runtime.h"
 
 namespace paci {
@@ -39,7 +40,10 @@ struct CheckpointMeta {
   AdamWConfig adamw;
 };
 
-void save_checkpoint(const std::string& dir, const CheckpointMeta& meta, const Snapshot& snap);
+// With a RankGroup every rank writes the stages it holds (non-empty snap.params entries)
+// and rank 0 completes the checkpoint; all ranks must call it.
+void save_checkpoint(const std::string& dir, const CheckpointMeta& meta, const Snapshot& snap,
+                     RankGroup* group = nullptr);
 // Throws CheckpointError naming the file and what is wrong (missing, bad magic or version,
 // truncated, sizes that do not match the model).
 void load_checkpoint(const std::string& dir, CheckpointMeta& meta, Snapshot& snap);

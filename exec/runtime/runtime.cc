@@ -47,8 +47,10 @@ struct PipelineRuntime::Impl {
   CpuBackend backend;
   std::unique_ptr<InProcessTransport> own_transport;
   Transport* transport;
-  std::vector<Stage> stages;
+  std::vector<Stage> stages;           // every stage; only local ones have a model
+  std::vector<char> local_device;
   int S = 0;
+  int local_stages = 0;
   int64_t boundary = 0;  // floats in an activation / gradient message
 
   // Run state.
@@ -77,10 +79,19 @@ struct PipelineRuntime::Impl {
     const int B = data.batch_size(), T = data.seq_len();
     boundary = static_cast<int64_t>(B) * T * config.model.channels;
     stages.resize(S);
+    local_device.assign(s.devices(), config.local_devices.empty() ? 1 : 0);
+    for (int d : config.local_devices) {
+      if (d < 0 || d >= s.devices())
+        throw std::invalid_argument(fmt::format("local device {} is not one of the schedule's {} devices",
+                                                d, s.devices()));
+      local_device[d] = 1;
+    }
     for (int st = 0; st < S; ++st) {
       Stage& g = stages[st];
       g.index = st;
       g.device = s.stage_device[st];
+      if (!local_device[g.device]) continue;
+      ++local_stages;
       const int slots = std::max(1, an.stages[st].inflight_peak);
       g.model = std::make_unique<StageModel>(backend, config.model, config.partition[st], B, T,
                                              slots, config.seed);
@@ -122,10 +133,16 @@ struct PipelineRuntime::Impl {
   void receive(const MessageKey& key, float* out, size_t n, int device, int pos, const Action& a) {
     if (transport->recv(key, out, n, config.stall_timeout)) return;
     if (transport->aborted()) throw std::runtime_error("");  // someone else failed first
+    const int from_stage = key.kind == MessageKind::kActivation ? key.stage - 1
+                           : key.kind == MessageKind::kGradient   ? key.stage + 1
+                           : key.stage == 0                       ? S - 1
+                                                                  : 0;
     throw std::runtime_error(fmt::format(
-        "stuck: device {} at position {} ({}) waited {:.1f} s for the {}; the schedule's "
-        "order cannot make progress (check an imported schedule with `paci show --file`)",
-        device, pos, to_string(a), config.stall_timeout.count() / 1000.0, describe(key)));
+        "stuck: device {} at position {} ({}) waited {:.1f} s for the {} on device {}: that "
+        "device stopped answering, or the schedule's order cannot make progress (check an "
+        "imported schedule with `paci show --file`)",
+        device, pos, to_string(a), config.stall_timeout.count() / 1000.0, describe(key),
+        schedule.stage_device[from_stage]));
   }
 
   const float* weights_for(Stage& g, int version) {
@@ -240,14 +257,14 @@ struct PipelineRuntime::Impl {
       result.batch_loss[k] = sum / schedule.accum;
       batch_lr[k] = lr;
     }
-    if (++update_count[k] == S && on_update) {
+    if (++update_count[k] == local_stages && on_update) {
       UpdateEvent ev;
       ev.update = g.version - 1;
       ev.loss = result.batch_loss[k];
       ev.lr = batch_lr[k];
       ev.seconds = now();
       auto it = snapshots.find(g.version);
-      if (it != snapshots.end() && snapshot_parts[g.version] == S) ev.snapshot = &it->second;
+      if (it != snapshots.end() && snapshot_parts[g.version] == local_stages) ev.snapshot = &it->second;
       on_update(ev);
     }
   }
@@ -268,10 +285,10 @@ struct PipelineRuntime::Impl {
     ++snapshot_parts[g.version];
     // Keep only the newest complete snapshot and those still filling.
     for (auto it = snapshots.begin(); it != snapshots.end();) {
-      bool complete = snapshot_parts[it->first] == S;
+      bool complete = snapshot_parts[it->first] == local_stages;
       bool newer_complete = false;
       for (auto& [ver, parts] : snapshot_parts)
-        if (ver > it->first && parts == S) newer_complete = true;
+        if (ver > it->first && parts == local_stages) newer_complete = true;
       if (complete && newer_complete) {
         snapshot_parts.erase(it->first);
         it = snapshots.erase(it);
@@ -343,6 +360,7 @@ PipelineRuntime::PipelineRuntime(const Schedule& schedule, const RunConfig& conf
 PipelineRuntime::~PipelineRuntime() = default;
 
 int PipelineRuntime::num_stages() const { return impl_->S; }
+bool PipelineRuntime::is_local(int s) const { return impl_->stages.at(s).model != nullptr; }
 StageModel& PipelineRuntime::stage(int s) { return *impl_->stages.at(s).model; }
 AdamW& PipelineRuntime::optimizer(int s) { return *impl_->stages.at(s).opt; }
 
@@ -353,6 +371,7 @@ void PipelineRuntime::restore(const Snapshot& snap) {
                                             snap.params.size(), im.S));
   for (int s = 0; s < im.S; ++s) {
     auto& g = im.stages[s];
+    if (!g.model) continue;
     const size_t n = g.model->param_count();
     if (snap.params[s].size() != n || snap.m[s].size() != n || snap.v[s].size() != n)
       throw std::invalid_argument(fmt::format("snapshot stage {} holds {} parameters, the "
@@ -369,7 +388,7 @@ void PipelineRuntime::restore(const Snapshot& snap) {
 bool PipelineRuntime::take_latest_snapshot(Snapshot& out) {
   auto& im = *impl_;
   for (auto it = im.snapshots.rbegin(); it != im.snapshots.rend(); ++it) {
-    if (im.snapshot_parts[it->first] == im.S) {
+    if (im.snapshot_parts[it->first] == im.local_stages) {
       out = std::move(it->second);
       im.snapshots.clear();
       im.snapshot_parts.clear();
@@ -398,13 +417,13 @@ RunResult PipelineRuntime::run(const std::function<void(const UpdateEvent&)>& on
   im.t0 = Clock::now();
   std::vector<std::thread> threads;
   for (int d = 0; d < D; ++d)
-    threads.emplace_back([&, d] { im.worker(d, stop, records[d]); });
+    if (im.local_device[d]) threads.emplace_back([&, d] { im.worker(d, stop, records[d]); });
   for (auto& t : threads) t.join();
   im.result.seconds = im.now();
   if (!im.first_error.empty()) throw std::runtime_error(im.first_error);
   im.result.interrupted = stop && stop->load();
   for (auto& r : records) im.result.actions.insert(im.result.actions.end(), r.begin(), r.end());
-  for (auto& g : im.stages) im.result.memory.push_back(g.mem);
+  for (auto& g : im.stages) im.result.memory.push_back(g.mem);  // zero for remote stages
   return std::move(im.result);
 }
 

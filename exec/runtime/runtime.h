@@ -37,6 +37,8 @@ struct RunConfig {
   // Updates already applied before this run (resume): versions, LR schedule and data
   // continue from here.
   int first_update = 0;
+  // Devices this process runs (one process per rank); empty = all of them, as threads.
+  std::vector<int> local_devices;
 };
 
 // One executed action, for the trace: seconds since the run started.
@@ -68,6 +70,7 @@ struct Snapshot {
   std::vector<std::vector<float>> params, m, v;  // [stage]
 };
 
+// Results cover the stages this process runs; entries of other stages stay NaN / -1 / empty.
 struct RunResult {
   std::vector<float> mb_loss;                  // per micro-batch (last stage)
   std::vector<double> batch_loss;              // mean over each global batch (update)
@@ -78,8 +81,8 @@ struct RunResult {
   bool interrupted = false;
 };
 
-// Progress after an update k has been applied by every stage (called from a worker thread,
-// serialised).
+// Progress after an update k has been applied by every local stage (called from a worker
+// thread, serialised). loss is NaN unless this process runs the last stage.
 struct UpdateEvent {
   int update = 0;        // global batch index (0-based)
   double loss = 0;       // mean training loss of that batch
@@ -102,6 +105,7 @@ class PipelineRuntime {
                 const std::atomic<bool>* stop = nullptr);
 
   int num_stages() const;
+  bool is_local(int stage) const;
   StageModel& stage(int s);
   AdamW& optimizer(int s);
   // Replaces weights and optimizer state (resume); the snapshot's version becomes current.

@@ -6,7 +6,9 @@
 #include <memory>
 #include <mutex>
 #include <ostream>
+#include <cstring>
 #include <stdexcept>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -51,6 +53,44 @@ class MetricsFile {
   std::ofstream out_;
 };
 
+// Raw bytes of a few vectors, for gathering over a RankGroup.
+template <typename T>
+void put(std::string& out, const std::vector<T>& v) {
+  int64_t n = static_cast<int64_t>(v.size());
+  out.append(reinterpret_cast<const char*>(&n), sizeof n);
+  out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+}
+template <typename T>
+std::vector<T> take(const std::string& in, size_t& at) {
+  int64_t n = 0;
+  std::memcpy(&n, in.data() + at, sizeof n);
+  at += sizeof n;
+  std::vector<T> v(n);
+  std::memcpy(v.data(), in.data() + at, n * sizeof(T));
+  at += n * sizeof(T);
+  return v;
+}
+
+// Every rank's stages of a snapshot, assembled on root.
+Snapshot gather_snapshot(RankGroup& g, const Snapshot& mine, int root) {
+  std::string bytes;
+  std::vector<int32_t> held;
+  for (size_t s = 0; s < mine.params.size(); ++s)
+    if (!mine.params[s].empty()) held.push_back(static_cast<int32_t>(s));
+  put(bytes, held);
+  for (int32_t s : held) put(bytes, mine.params[s]);
+  std::vector<std::string> all = g.gather(bytes, root);
+  Snapshot out;
+  out.version = mine.version;
+  out.params.resize(mine.params.size());
+  for (const std::string& b : all) {
+    size_t at = 0;
+    std::vector<int32_t> stages = take<int32_t>(b, at);
+    for (int32_t s : stages) out.params[s] = take<float>(b, at);
+  }
+  return out;
+}
+
 }  // namespace
 
 TrainReport train(const TrainOptions& opt) {
@@ -75,6 +115,14 @@ TrainReport train(const TrainOptions& opt) {
                                             partition.size(), probe.stages()));
   AdamWConfig adamw = opt.adamw;
   if (adamw.total_steps == 0) adamw.total_steps = total_updates;
+  RankGroup* group = opt.group;
+  if (group && group->size() != probe.devices())
+    throw std::invalid_argument(fmt::format("{} ranks were launched but the schedule has {} devices: "
+                                            "launch one rank per device (mpirun -np {})",
+                                            group->size(), probe.devices(), probe.devices()));
+  const int reporter = probe.stage_device[probe.stages() - 1];  // holds the losses
+  rep.reports = !group || group->rank() == reporter;
+  std::ostream* log = rep.reports ? opt.log : nullptr;
 
   CheckpointMeta meta;
   meta.model = model;
@@ -116,26 +164,31 @@ TrainReport train(const TrainOptions& opt) {
                                               "partition", opt.resume_dir));
     done = saved.step;
     have_state = true;
-    if (opt.log) *opt.log << fmt::format("resumed from {} at step {}\n", opt.resume_dir, done);
+    if (log) *log << fmt::format("resumed from {} at step {}\n", opt.resume_dir, done);
   }
 
-  MetricsFile metrics(opt.metrics_path);
+  MetricsFile metrics(rep.reports ? opt.metrics_path : std::string());
   std::unique_ptr<Evaluator> evaluator;
-  if (opt.val) evaluator = std::make_unique<Evaluator>(model, partition, opt.micro_batch, opt.seq_len);
+  if (opt.val && rep.reports)
+    evaluator = std::make_unique<Evaluator>(model, partition, opt.micro_batch, opt.seq_len);
   const double tokens_per_update = static_cast<double>(accum) * opt.micro_batch * opt.seq_len;
   const int log_every = std::max(1, total_updates / 25);
-  double clock_offset = 0, eval_seconds = 0, train_seconds = 0;
+  double eval_seconds = 0, train_seconds = 0;
   const int first = done;
   rep.memory.resize(partition.size());
 
-  auto evaluate = [&](const Snapshot& snap, int update) {
+  auto evaluate = [&](const Snapshot& local, int update) {
     auto t0 = std::chrono::steady_clock::now();
+    Snapshot gathered;
+    if (group) gathered = gather_snapshot(*group, local, reporter);
+    if (!evaluator) return;
+    const Snapshot& snap = group ? gathered : local;
     double l = evaluator->loss(snap, *opt.val, opt.eval_batches);
     eval_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     rep.val_loss.emplace_back(update, l);
     metrics.write({{"step", update}, {"val_loss", l}, {"val_ppl", std::exp(l)}});
-    if (opt.log)
-      *opt.log << (opt.live ? "\r\033[K" : "")
+    if (log)
+      *log << (opt.live ? "\r\033[K" : "")
                << fmt::format("step {:>5}: val loss {:.4f} (perplexity {:.2f})\n", update, l, std::exp(l));
   };
 
@@ -152,32 +205,31 @@ TrainReport train(const TrainOptions& opt) {
     rc.stall_timeout = opt.stall_timeout;
     rc.snapshot_every = 1;
     rc.first_update = done;
-    PipelineRuntime rt(sched, rc, *opt.train);
+    if (group) rc.local_devices = {group->rank()};
+    PipelineRuntime rt(sched, rc, *opt.train, opt.transport);
     if (have_state) rt.restore(state);
     const double seg_eval_before = eval_seconds;
     auto on_update = [&](const UpdateEvent& ev) {
       const int k = ev.update + 1;  // updates done
       const double elapsed = train_seconds + ev.seconds - (eval_seconds - seg_eval_before);
       const double rate = (k - first) * tokens_per_update / std::max(elapsed, 1e-9);
+      if (group && group->rank() == opt.hang_rank && k == opt.hang_after)
+        for (;;) std::this_thread::sleep_for(std::chrono::hours(1));  // stop answering
       rep.loss.push_back(ev.loss);
-      metrics.write({{"step", k}, {"loss", ev.loss}, {"lr", ev.lr}, {"tokens_per_s", rate},
+      if (rep.reports) metrics.write({{"step", k}, {"loss", ev.loss}, {"lr", ev.lr}, {"tokens_per_s", rate},
                      {"time_s", elapsed}});
-      if (opt.log && (opt.live || k % log_every == 0 || k == total_updates)) {
+      if (log && (opt.live || k % log_every == 0 || k == total_updates)) {
         const double left = (total_updates - k) * tokens_per_update / std::max(rate, 1e-9);
-        *opt.log << (opt.live ? "\r\033[K" : "")
+        *log << (opt.live ? "\r\033[K" : "")
                  << fmt::format("step {:>5}/{} | loss {:.4f} | lr {:.2e} | {:.0f} tok/s | ETA {}", k,
                                 total_updates, ev.loss, ev.lr, rate, eta(left))
                  << (opt.live ? "" : "\n") << std::flush;
       }
-      if (evaluator && opt.eval_every > 0 && k % opt.eval_every == 0 && ev.snapshot && k < total_updates)
+      if (opt.val && opt.eval_every > 0 && k % opt.eval_every == 0 && ev.snapshot && k < total_updates)
         evaluate(*ev.snapshot, k);
     };
     RunResult r = rt.run(on_update, opt.stop);
-    for (ActionRecord a : r.actions) {
-      a.start += clock_offset;
-      a.end += clock_offset;
-      rep.actions.push_back(a);
-    }
+    rep.actions = std::move(r.actions);
     for (size_t s = 0; s < r.memory.size(); ++s) {
       StageMemory& m = rep.memory[s];
       const StageMemory& n = r.memory[s];
@@ -187,17 +239,18 @@ TrainReport train(const TrainOptions& opt) {
       m = n;
       m.peak_slots_in_use = peak_slots, m.peak_stashed_copies = peak_copies, m.slots = slots;
     }
-    clock_offset += r.seconds;
     train_seconds += r.seconds - (eval_seconds - seg_eval_before);
     rep.schedule = sched;
-    have_state = rt.take_latest_snapshot(state);
+    // Ranks stop at different updates, so after an interrupt they keep the state they had
+    // at the start of the segment, which they share.
+    if (!(group && r.interrupted)) have_state = rt.take_latest_snapshot(state);
     if (r.interrupted) {
       rep.interrupted = true;
       if (have_state) {
         meta.step = state.version;
         meta.data_position = static_cast<int64_t>(state.version) * accum;
         std::string dir = opt.save_dir.empty() ? opt.interrupt_dir : opt.save_dir;
-        save_checkpoint(dir, meta, state);
+        save_checkpoint(dir, meta, state, group);
         rep.checkpoint = dir;
         done = state.version;
       }
@@ -207,15 +260,34 @@ TrainReport train(const TrainOptions& opt) {
     if (!opt.save_dir.empty()) {
       meta.step = done;
       meta.data_position = static_cast<int64_t>(done) * accum;
-      save_checkpoint(opt.save_dir, meta, state);
+      save_checkpoint(opt.save_dir, meta, state, group);
       rep.checkpoint = opt.save_dir;
     }
   }
   rep.updates_done = done;
   rep.seconds = train_seconds;
   rep.tokens_per_second = (done - first) * tokens_per_update / std::max(train_seconds, 1e-9);
-  if (opt.live && opt.log) *opt.log << "\n";
-  if (evaluator && have_state && !rep.interrupted) evaluate(state, done);
+  if (opt.live && log) *log << "\n";
+  if (opt.val && have_state && !rep.interrupted) evaluate(state, done);
+  if (group) {
+    // The trace of all ranks on rank 0: their actions and their stages' memory.
+    std::string bytes;
+    put(bytes, rep.actions);
+    put(bytes, rep.memory);
+    std::vector<std::string> all = group->gather(bytes, 0);
+    if (group->rank() == 0) {
+      rep.actions.clear();
+      std::vector<StageMemory> merged(partition.size());
+      for (const std::string& b : all) {
+        size_t at = 0;
+        for (const ActionRecord& a : take<ActionRecord>(b, at)) rep.actions.push_back(a);
+        std::vector<StageMemory> m = take<StageMemory>(b, at);
+        for (size_t s = 0; s < m.size(); ++s)
+          if (m[s].param_bytes) merged[s] = m[s];
+      }
+      rep.memory = merged;
+    }
+  }
   metrics.close();
   return rep;
 }

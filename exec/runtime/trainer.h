@@ -14,6 +14,7 @@
 #include "exec/model/config.h"
 #include "exec/model/optimizer.h"
 #include "exec/runtime/batch_source.h"
+#include "exec/runtime/rank_group.h"
 #include "exec/runtime/runtime.h"
 #include "schedules/registry.h"
 
@@ -41,12 +42,20 @@ struct TrainOptions {
   bool live = false;                   // rewrite the progress line in place (a terminal)
   const std::atomic<bool>* stop = nullptr;
   std::chrono::milliseconds stall_timeout{60000};
+  // One process per rank: this process runs device group->rank() and talks to the others
+  // through `transport`; progress and metrics come from the rank of the last stage, the
+  // trace is gathered on rank 0, every rank writes its stages of a checkpoint.
+  RankGroup* group = nullptr;
+  Transport* transport = nullptr;
+  // Fault injection for tests: rank `hang_rank` stops answering after update `hang_after`.
+  int hang_rank = -1, hang_after = -1;
 };
 
 struct TrainReport {
   std::vector<double> loss;                      // per update (global batch)
   std::vector<std::pair<int, double>> val_loss;  // (update, loss)
-  std::vector<ActionRecord> actions;             // all segments, one clock
+  std::vector<ActionRecord> actions;             // of the last segment (its own clock);
+                                                 // with a RankGroup all ranks' on rank 0
   std::vector<StageMemory> memory;               // per stage, peak over segments
   Schedule schedule;                             // of the last segment
   double seconds = 0;                            // training time, evaluation excluded
@@ -54,6 +63,7 @@ struct TrainReport {
   int updates_done = 0;
   bool interrupted = false;
   std::string checkpoint;                        // last checkpoint written, if any
+  bool reports = true;                           // this process holds the losses (last stage)
 };
 
 // Throws std::invalid_argument for impossible options (message names the flag) and

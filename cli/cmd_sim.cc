@@ -1,0 +1,532 @@
+// `paci sim`: simulate one schedule (or compare several, or sweep a parameter) with a cost
+// model and print what a user needs to choose one: step time, throughput, bubbles, memory per
+// device and weight-version drift. Writes JSON summaries, Chrome/Perfetto traces and SVG
+// timelines on request.
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/common.h"
+#include "schedules/analysis.h"
+#include "schedules/formats.h"
+#include "schedules/registry.h"
+#include "schedules/files.h"
+#include "schedules/trace/chrome.h"
+#include "schedules/trace/metrics.h"
+#include "schedules/validate.h"
+#include "sim/cost.h"
+#include "sim/gpt_cost.h"
+#include "sim/simulator.h"
+#include "sim/svg.h"
+#include "sim/zero_bubble.h"
+
+namespace paci::cli {
+namespace {
+
+using nlohmann::json;
+
+struct SimFlags {
+  std::string schedule, compare, file;
+  int stages = 0, microbatches = 0, steps = 4, virtual_stages = 0, accum = 0;
+  std::string cost, cost_file, model, device = "h100", precision = "bf16";
+  int mb_size = 8;
+  double link_bw = 0, link_latency = -1, efficiency = 0, memory_limit = 0;
+  bool dynamic = false;
+  double jitter = 0;
+  uint64_t seed = 1;
+  std::vector<std::string> stragglers;
+  std::string sweep, csv, json_path, trace_path, svg_path, export_path;
+};
+
+// One simulated schedule with everything the reports need.
+struct Outcome {
+  Schedule schedule;      // as run (the realised order for --dynamic)
+  CostModel cost;
+  SimResult sim;
+  TraceMetrics metrics;
+  Analysis analysis;
+  double seconds = 0;     // wall time of the simulation
+};
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at <= s.size()) {
+    size_t k = s.find(sep, at);
+    if (k == std::string::npos) k = s.size();
+    if (k > at) out.push_back(s.substr(at, k - at));
+    at = k + 1;
+  }
+  return out;
+}
+
+std::string fmt_time(double s) {
+  double a = std::fabs(s);
+  if (a == 0) return "0";
+  if (a >= 1) return fmt::format("{:.4g} s", s);
+  if (a >= 1e-3) return fmt::format("{:.4g} ms", s * 1e3);
+  return fmt::format("{:.4g} us", s * 1e6);
+}
+
+std::string fmt_mem(double bytes, const std::string& unit) {
+  if (unit != "B") return fmt::format("{:.4g}", bytes);
+  return fmt::format("{:.2f} GiB", bytes / (1ull << 30));
+}
+
+std::string fmt_rate(double x) {
+  if (x >= 1e6) return fmt::format("{:.3f}M", x / 1e6);
+  if (x >= 1e3) return fmt::format("{:.2f}k", x / 1e3);
+  return fmt::format("{:.4g}", x);
+}
+
+// The cost model for a schedule with `stages` stages.
+CostModel make_cost(const SimFlags& f, int stages) {
+  int given = !f.cost.empty() + !f.cost_file.empty() + !f.model.empty();
+  if (given > 1) throw UsageError("give at most one of --cost, --cost-file and --model");
+  if (!f.cost_file.empty()) return load_cost_file(user_path(f.cost_file));
+  if (!f.model.empty()) {
+    GptCostOptions o;
+    o.model = parse_gpt_model(f.model);
+    o.device = parse_device(f.device);
+    if (f.link_bw > 0) o.device.link_bandwidth = f.link_bw * 1e9;
+    if (f.link_latency >= 0) o.device.link_latency = f.link_latency * 1e-6;
+    if (f.efficiency > 0) {
+      if (f.efficiency > 1) throw UsageError(fmt::format("--efficiency must be in (0, 1] (got {})", f.efficiency));
+      o.device.efficiency = f.efficiency;
+    }
+    o.micro_batch = f.mb_size;
+    o.precision = f.precision;
+    o.stages = stages;
+    return gpt_cost_model(o).cost;
+  }
+  return parse_uniform_cost(f.cost.empty() ? "f=1,b=2" : f.cost);
+}
+
+std::vector<Straggler> parse_stragglers(const SimFlags& f) {
+  std::vector<Straggler> out;
+  for (const auto& s : f.stragglers) {
+    size_t eq = s.find('=');
+    Straggler g;
+    try {
+      if (eq == std::string::npos) throw std::invalid_argument("no =");
+      size_t used = 0;
+      g.stage = std::stoi(s.substr(0, eq), &used);
+      if (used != eq) throw std::invalid_argument("stage");
+      g.factor = std::stod(s.substr(eq + 1), &used);
+      if (used != s.size() - eq - 1) throw std::invalid_argument("factor");
+    } catch (const std::exception&) {
+      throw UsageError(fmt::format("--straggler: '{}' is not STAGE=FACTOR (e.g. 3=1.5)", s));
+    }
+    if (!(g.factor > 0)) throw UsageError(fmt::format("--straggler {}: the factor must be > 0", s));
+    out.push_back(g);
+  }
+  return out;
+}
+
+Outcome run_one(const std::string& name, const SimFlags& f, bool quiet) {
+  Outcome out;
+  ScheduleParams p;
+  p.stages = f.stages;
+  p.microbatches = f.microbatches;
+  p.steps = f.steps;
+  if (f.virtual_stages > 0 && name == "interleaved-1f1b") p.virtual_stages = f.virtual_stages;
+  if (f.accum > 0 && name == "paci") p.accum = f.accum;
+  SimOptions so;
+  so.jitter = f.jitter;
+  so.seed = f.seed;
+  so.stragglers = parse_stragglers(f);
+  Schedule s;
+  if (!f.file.empty()) {
+    CsvHints hints;
+    if (f.microbatches > 0) hints.microbatches = f.microbatches;
+    s = load_schedule(user_path(f.file), hints);
+    out.cost = make_cost(f, s.stages());
+  } else if (is_zero_bubble_auto(name)) {
+    if (f.stages < 1 || f.microbatches < 1 || f.steps < 1)
+      throw UsageError("--stages, --microbatches and --steps must be >= 1");
+    out.cost = make_cost(f, f.stages);
+    s = make_zero_bubble(name, f.stages, f.microbatches, f.steps, out.cost, f.memory_limit * (1ull << 30));
+  } else {
+    s = make_schedule(name, p);
+    out.cost = make_cost(f, s.stages());
+  }
+  if (f.dynamic && s.name != "paci")
+    throw UsageError(fmt::format("--dynamic runs the PACI runtime policy: it applies to --schedule paci "
+                                 "(got {})", s.name));
+  const size_t n = s.num_actions();
+  const bool loud = !quiet && n > 200000;
+  if (loud) std::cerr << fmt::format("simulating {} ({} actions)...", s.name, n) << std::flush;
+  auto t0 = std::chrono::steady_clock::now();
+  if (f.dynamic) {
+    out.sim = simulate_paci_policy(s.spec.devices, s.spec.microbatches, s.spec.steps, s.accum, out.cost, so);
+    out.schedule = out.sim.realised;
+  } else {
+    out.schedule = s;
+  }
+  out.analysis = validate(out.schedule);
+  if (!f.dynamic) out.sim = simulate(out.schedule, out.cost, so);
+  out.metrics = compute_metrics(out.sim.trace);
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (loud) std::cerr << fmt::format(" {:.2f} s\n", out.seconds);
+  // Drift from simulated versions must equal the static analysis: both follow program order.
+  for (int st = 0; st < out.schedule.stages(); ++st) {
+    const auto& a = out.analysis.stages[st];
+    const auto& m = out.metrics.stages[st];
+    if (a.max_drift != m.max_drift || std::fabs(a.mean_drift - m.mean_drift) > 1e-9 ||
+        a.max_delay != m.max_delay)
+      throw RunError(fmt::format("internal: stage {} of {}: simulated drift {}/{} (max/mean) or delay {} "
+                                 "differs from the static analysis {}/{} and {}",
+                                 st, s.name, m.max_drift, m.mean_drift, m.max_delay, a.max_drift,
+                                 a.mean_drift, a.max_delay));
+  }
+  return out;
+}
+
+std::string critical_path_summary(const Outcome& o) {
+  int count[5] = {0, 0, 0, 0, 0};
+  double compute = 0;
+  std::vector<char> on_dev(o.schedule.devices(), 0);
+  for (int64_t id : o.sim.critical_path) {
+    const TraceAction& a = o.sim.trace.actions[id];
+    ++count[static_cast<int>(a.action.kind)];
+    compute += a.end - a.start;
+    on_dev[a.device] = 1;
+  }
+  int devs = 0;
+  for (char c : on_dev) devs += c;
+  return fmt::format("{} actions (F {}, B {}, I {}, W {}, OPT {}) on {} devices, {} of compute, {} waiting "
+                     "on transfers",
+                     o.sim.critical_path.size(), count[0], count[1], count[2], count[3], count[4], devs,
+                     fmt_time(compute), fmt_time(o.metrics.makespan - compute));
+}
+
+void print_one(const Outcome& o) {
+  const Schedule& s = o.schedule;
+  const TraceMetrics& m = o.metrics;
+  const std::string& unit = o.cost.memory_unit;
+  std::cout << fmt::format("{}: {} devices x {} virtual = {} stages, {} micro-batches x {} steps, "
+                           "accumulation {}, weight policy {}, {} actions\n",
+                           s.name, s.spec.devices, s.spec.virtual_stages, s.stages(), s.spec.microbatches,
+                           s.spec.steps, s.accum, policy_name(s.policy), s.num_actions());
+  std::cout << "cost: " << o.cost.description << "\n\n";
+  std::cout << fmt::format("makespan     {}\n", fmt_time(m.makespan));
+  std::cout << fmt::format("step time    {} {}\n", fmt_time(m.step_time),
+                           m.steady ? "(steady state)" : "(makespan / steps: too few steps for a steady state)");
+  std::cout << fmt::format("throughput   {} samples/s", fmt_rate(m.samples_per_second));
+  if (m.tokens_per_second > 0) std::cout << fmt::format(", {} tokens/s", fmt_rate(m.tokens_per_second));
+  std::cout << "\n";
+  std::cout << fmt::format("bubble       {:.2f}% overall, {:.2f}% steady state\n", 100 * m.bubble,
+                           100 * m.steady_bubble);
+  std::cout << fmt::format("peak memory  {} on device {}{}\n", fmt_mem(m.peak_memory, unit), m.peak_device,
+                           unit == "B" ? "" : " (" + unit + ")");
+  std::cout << "critical path " << critical_path_summary(o) << "\n\n";
+  std::cout << fmt::format("{:>6} {:>10} {:>8} {:>8} {:>11} {:>10} {:>10} {:>10} {:>10} {:>11}\n", "device",
+                           "busy", "bubble", "steady", "peak mem", "weights", "grads", "optimizer",
+                           "stashed", "activations");
+  for (int d = 0; d < s.devices(); ++d) {
+    const DeviceMetrics& x = m.devices[d];
+    std::string oom = o.cost.device_memory > 0 && x.peak_memory > o.cost.device_memory ? "  OUT OF MEMORY" : "";
+    std::cout << fmt::format("{:>6} {:>10} {:>7.2f}% {:>7.2f}% {:>11} {:>10} {:>10} {:>10} {:>10} {:>11}{}\n", d,
+                             fmt_time(x.busy), 100 * x.bubble, 100 * x.steady_bubble,
+                             fmt_mem(x.peak_memory, unit), fmt_mem(x.static_memory.weights, unit),
+                             fmt_mem(x.static_memory.grads, unit), fmt_mem(x.static_memory.optimizer, unit),
+                             fmt_mem(x.static_memory.stashed, unit), fmt_mem(x.peak_dynamic, unit), oom);
+  }
+  std::cout << fmt::format("\n{:>5} {:>7} {:>9} {:>10} {:>9} {:>10}   (simulated versions; equal to the static "
+                           "analysis)\n",
+                           "stage", "updates", "max drift", "mean drift", "max delay", "mean delay");
+  for (int st = 0; st < s.stages(); ++st) {
+    const StageDriftStats& x = m.stages[st];
+    std::cout << fmt::format("{:>5} {:>7} {:>9} {:>10.3f} {:>9} {:>10.3f}\n", st, x.updates, x.max_drift,
+                             x.mean_drift, x.max_delay, x.mean_delay);
+  }
+}
+
+double peak_activations(const TraceMetrics& m) {
+  double x = 0;
+  for (const auto& d : m.devices) x = std::max(x, d.peak_dynamic);
+  return x;
+}
+
+int max_drift(const TraceMetrics& m) {
+  int x = 0;
+  for (const auto& s : m.stages) x = std::max(x, s.max_drift);
+  return x;
+}
+
+void print_compare(const std::vector<Outcome>& all) {
+  const std::string& unit = all.front().cost.memory_unit;
+  std::cout << fmt::format("{} devices, {} micro-batches x {} steps; cost: {}\n\n", all.front().schedule.devices(),
+                           all.front().schedule.spec.microbatches, all.front().schedule.spec.steps,
+                           all.front().cost.description);
+  bool tokens = all.front().metrics.tokens_per_second > 0;
+  std::cout << fmt::format("{:<17} {:>10} {:>10} {:>10} {:>10} {:>7} {:>8} {:>8} {:>11} {:>11} {:>6}\n", "schedule",
+                           "makespan", "step time", "samples/s", tokens ? "tokens/s" : "", "rel.", "bubble", "steady",
+                           "peak mem", "peak act", "drift");
+  const double base = all.front().metrics.samples_per_second;
+  for (const auto& o : all) {
+    const TraceMetrics& m = o.metrics;
+    std::cout << fmt::format("{:<17} {:>10} {:>10} {:>10} {:>10} {:>6.2f}x {:>7.2f}% {:>7.2f}% {:>11} {:>11} {:>6}\n",
+                             o.schedule.name, fmt_time(m.makespan), fmt_time(m.step_time),
+                             fmt_rate(m.samples_per_second), tokens ? fmt_rate(m.tokens_per_second) : "",
+                             base > 0 ? m.samples_per_second / base : 0, 100 * m.bubble, 100 * m.steady_bubble,
+                             fmt_mem(m.peak_memory, unit), fmt_mem(peak_activations(m), unit), max_drift(m));
+  }
+  std::cout << fmt::format("\nrel. = throughput relative to {}; step time and steady bubble over the steady "
+                           "state where the run has one; drift = max weight-version drift\n",
+                           all.front().schedule.name);
+}
+
+json summary_json(const Outcome& o) {
+  const TraceMetrics& m = o.metrics;
+  const Schedule& s = o.schedule;
+  json devices = json::array(), stages = json::array(), path = json::array();
+  for (const auto& d : m.devices)
+    devices.push_back({{"busy", d.busy}, {"bubble", d.bubble}, {"steady", d.steady},
+                       {"steady_bubble", d.steady_bubble}, {"peak_memory", d.peak_memory},
+                       {"peak_time", d.peak_time}, {"weights", d.static_memory.weights},
+                       {"grads", d.static_memory.grads}, {"optimizer", d.static_memory.optimizer},
+                       {"stashed", d.static_memory.stashed}, {"activations", d.peak_dynamic}});
+  for (const auto& x : m.stages)
+    stages.push_back({{"updates", x.updates}, {"max_drift", x.max_drift}, {"mean_drift", x.mean_drift},
+                      {"max_delay", x.max_delay}, {"mean_delay", x.mean_delay}});
+  for (int64_t id : o.sim.critical_path) path.push_back(to_string(o.sim.trace.actions[id].action));
+  return {{"schedule", s.name},
+          {"devices", s.spec.devices},
+          {"virtual_stages", s.spec.virtual_stages},
+          {"microbatches", s.spec.microbatches},
+          {"steps", s.spec.steps},
+          {"accum", s.accum},
+          {"policy", std::string(policy_name(s.policy))},
+          {"actions", s.num_actions()},
+          {"cost", o.cost.description},
+          {"memory_unit", o.cost.memory_unit},
+          {"makespan", m.makespan},
+          {"step_time", m.step_time},
+          {"steady", m.steady},
+          {"samples_per_second", m.samples_per_second},
+          {"tokens_per_second", m.tokens_per_second},
+          {"bubble", m.bubble},
+          {"steady_bubble", m.steady_bubble},
+          {"peak_memory", m.peak_memory},
+          {"peak_device", m.peak_device},
+          {"device", devices},
+          {"stage", stages},
+          {"critical_path", path}};
+}
+
+// FILE.ext -> FILE-name.ext, for one file per schedule of a comparison.
+std::string per_schedule(const std::string& path, const std::string& name, bool many) {
+  if (!many) return path;
+  size_t dot = path.rfind('.');
+  size_t slash = path.rfind('/');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return path + "-" + name;
+  return path.substr(0, dot) + "-" + name + path.substr(dot);
+}
+
+void write(const std::string& path, const std::string& text) {
+  try {
+    write_file_atomic(user_path(path), text);
+  } catch (const std::runtime_error& e) {
+    throw RunError(e.what());
+  }
+}
+
+void write_outputs(const std::vector<Outcome>& all, const SimFlags& f) {
+  const bool many = all.size() > 1;
+  if (!f.trace_path.empty())
+    for (const auto& o : all) {
+      std::string p = per_schedule(f.trace_path, o.schedule.name, many);
+      write(p, to_chrome_json(o.sim.trace));
+      std::cout << "wrote " << p << " (Chrome/Perfetto trace: ui.perfetto.dev)\n";
+    }
+  if (!f.svg_path.empty()) {
+    std::vector<SvgPanel> panels;
+    for (const auto& o : all)
+      panels.push_back({&o.sim.trace, fmt::format("{}   step {}   bubble {:.1f}%   peak {}", o.schedule.name,
+                                                  fmt_time(o.metrics.step_time), 100 * o.metrics.bubble,
+                                                  fmt_mem(o.metrics.peak_memory, o.cost.memory_unit))});
+    write(f.svg_path, timeline_svg(panels));
+    std::cout << "wrote " << f.svg_path << "\n";
+  }
+  if (!f.json_path.empty()) {
+    json j = {{"format", "paci-sim-summary"}, {"version", 1}, {"results", json::array()}};
+    for (const auto& o : all) j["results"].push_back(summary_json(o));
+    write(f.json_path, j.dump(2) + "\n");
+    std::cout << "wrote " << f.json_path << "\n";
+  }
+  if (!f.export_path.empty()) {
+    if (many) throw UsageError("--export writes one schedule: use it with --schedule");
+    try {
+      save_schedule(all.front().schedule, user_path(f.export_path));
+    } catch (const std::runtime_error& e) {
+      throw RunError(e.what());
+    }
+    std::cout << "wrote " << f.export_path << "\n";
+  }
+}
+
+// --sweep KEY=A:B (doubling), KEY=A:B:STEP or KEY=A,B,C.
+std::pair<std::string, std::vector<int>> parse_sweep(const std::string& spec) {
+  static const std::vector<std::string> keys = {"microbatches", "stages", "steps", "accum", "virtual", "mb-size"};
+  size_t eq = spec.find('=');
+  std::string key = spec.substr(0, eq);
+  if (eq == std::string::npos || std::find(keys.begin(), keys.end(), key) == keys.end())
+    throw UsageError(fmt::format("--sweep: '{}' is not KEY=RANGE with KEY one of microbatches, stages, steps, "
+                                 "accum, virtual, mb-size", spec));
+  std::string range = spec.substr(eq + 1);
+  std::vector<int> values;
+  auto num = [&](const std::string& s) {
+    try {
+      size_t used = 0;
+      int v = std::stoi(s, &used);
+      if (used != s.size() || v < 1) throw std::invalid_argument("bad");
+      return v;
+    } catch (const std::exception&) {
+      throw UsageError(fmt::format("--sweep {}: '{}' is not an integer >= 1 (ranges: A:B doubles, A:B:STEP, "
+                                   "A,B,C)", key, s));
+    }
+  };
+  if (range.find(':') != std::string::npos) {
+    auto parts = split(range, ':');
+    if (parts.size() < 2 || parts.size() > 3)
+      throw UsageError(fmt::format("--sweep {}: '{}' is not A:B or A:B:STEP", key, range));
+    int a = num(parts[0]), b = num(parts[1]);
+    if (b < a) throw UsageError(fmt::format("--sweep {}: {} > {}", key, a, b));
+    if (parts.size() == 3) {
+      int step = num(parts[2]);
+      for (int v = a; v <= b; v += step) values.push_back(v);
+    } else {
+      for (long v = a; v <= b; v *= 2) values.push_back(static_cast<int>(v));
+    }
+  } else {
+    for (const auto& s : split(range, ',')) values.push_back(num(s));
+  }
+  if (values.empty() || values.size() > 1000)
+    throw UsageError(fmt::format("--sweep {}: {} values (allowed 1..1000)", key, values.size()));
+  return {key, values};
+}
+
+void run_sweep(const std::vector<std::string>& names, const SimFlags& base) {
+  auto [key, values] = parse_sweep(base.sweep);
+  std::string csv = fmt::format("{},schedule,makespan,step_time,samples_per_second,tokens_per_second,bubble,"
+                                "steady_bubble,peak_memory,peak_activations,max_drift\n", key);
+  size_t done = 0, total = values.size() * names.size();
+  for (int v : values) {
+    SimFlags f = base;
+    if (key == "microbatches") f.microbatches = v;
+    else if (key == "stages") f.stages = v;
+    else if (key == "steps") f.steps = v;
+    else if (key == "accum") f.accum = v;
+    else if (key == "virtual") f.virtual_stages = v;
+    else f.mb_size = v;
+    for (const auto& name : names) {
+      std::cerr << fmt::format("[{}/{}] {}={} {}\n", ++done, total, key, v, name);
+      Outcome o = run_one(name, f, true);
+      const TraceMetrics& m = o.metrics;
+      csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{}\n", v, o.schedule.name, m.makespan, m.step_time,
+                         m.samples_per_second, m.tokens_per_second, m.bubble, m.steady_bubble, m.peak_memory,
+                         peak_activations(m), max_drift(m));
+    }
+  }
+  if (base.csv.empty()) {
+    std::cout << csv;
+  } else {
+    write(base.csv, csv);
+    std::cout << "wrote " << base.csv << "\n";
+  }
+}
+
+void run_sim(const SimFlags& f) {
+  int modes = !f.schedule.empty() + !f.compare.empty() + !f.file.empty();
+  if (modes != 1) throw UsageError("give exactly one of --schedule NAME, --compare A,B,... or --file FILE");
+  std::vector<std::string> names;
+  if (!f.schedule.empty()) names = {f.schedule};
+  else if (!f.compare.empty()) names = split(f.compare, ',');
+  else names = {"(file)"};
+  if (names.empty()) throw UsageError("--compare: give schedule names separated by commas");
+  for (const auto& n : names)
+    if (f.file.empty() && !find_schedule(n)) {
+      std::string all;
+      for (const auto& i : schedule_catalog()) all += (all.empty() ? "" : ", ") + i.name;
+      throw UsageError(fmt::format("unknown schedule '{}' (allowed: {})", n, all));
+    }
+  if (f.file.empty() && (f.stages < 1 || f.microbatches < 1))
+    throw UsageError("--stages and --microbatches are required (>= 1)");
+  if (f.steps < 1) throw UsageError(fmt::format("--steps must be >= 1 (got {})", f.steps));
+  if (!(f.jitter >= 0)) throw UsageError(fmt::format("--jitter must be >= 0 (got {})", f.jitter));
+  if (f.memory_limit < 0) throw UsageError("--memory-limit must be >= 0 GiB");
+  if (!f.sweep.empty()) {
+    if (!f.file.empty()) throw UsageError("--sweep generates schedules: use --schedule or --compare");
+    run_sweep(names, f);
+    return;
+  }
+  std::vector<Outcome> all;
+  for (const auto& n : names) {
+    if (names.size() > 1) std::cerr << fmt::format("simulating {}...\n", n);
+    all.push_back(run_one(n, f, false));
+  }
+  if (all.size() == 1) print_one(all.front());
+  else print_compare(all);
+  write_outputs(all, f);
+}
+
+}  // namespace
+
+void add_sim_command(CLI::App& app) {
+  auto f = std::make_shared<SimFlags>();
+  auto* cmd = app.add_subcommand(
+      "sim", "Simulate schedules with a cost model: step time, throughput, bubbles, memory, drift; "
+             "compare, sweep, and write JSON, Perfetto traces and SVG timelines");
+  cmd->add_option("--schedule", f->schedule, "Schedule name (see `paci schedules`; zb-1p/zb-2p are built here)");
+  cmd->add_option("--compare", f->compare, "Schedules to compare, e.g. gpipe,1f1b,paci,zb-1p,zb-2p");
+  cmd->add_option("--file", f->file, "Simulate a schedule file (.json or .csv)");
+  cmd->add_option("--stages,-P", f->stages, "Pipeline stages = devices P");
+  cmd->add_option("--microbatches,-M", f->microbatches, "Micro-batches per step M");
+  cmd->add_option("--steps,-N", f->steps, "Optimizer steps N")->capture_default_str();
+  cmd->add_option("--virtual,-v", f->virtual_stages, "Virtual stages per device (interleaved-1f1b; default 2)");
+  cmd->add_option("--accum,-a", f->accum, "paci: micro-batches per local optimizer step (default M)");
+  cmd->add_option("--cost", f->cost,
+                  "Uniform costs, e.g. f=1,b=2,w=1,opt=0.1,comm=0.05 (keys f,b,i,w,opt,comm,bw,msg,act,ifree,"
+                  "weights,grads,optstate; default f=1,b=2)");
+  cmd->add_option("--cost-file", f->cost_file, "Per-stage JSON cost file (format paci-cost)");
+  cmd->add_option("--model", f->model, "Analytic GPT cost model: gpt2-124m, gpt2-350m, gpt2-774m, gpt2-1558m, "
+                                       "custom:layers=L,d=D,heads=H,seq=T,vocab=V");
+  cmd->add_option("--device", f->device, "Device of --model: h100, h200, custom:flops=..,membw=..,linkbw=..,mem=..")
+      ->capture_default_str();
+  cmd->add_option("--mb-size", f->mb_size, "Sequences per micro-batch (--model)")->capture_default_str();
+  cmd->add_option("--precision", f->precision, "bf16 (fp32 master) or fp32 (--model)")->capture_default_str();
+  cmd->add_option("--link-bw", f->link_bw, "Link bandwidth per direction in GB/s (--model; default: device's)");
+  cmd->add_option("--link-latency", f->link_latency, "Link latency per transfer in microseconds (--model)");
+  cmd->add_option("--efficiency", f->efficiency, "Achievable share of peak FLOP/s for GEMMs (--model; default 0.7)");
+  cmd->add_option("--memory-limit", f->memory_limit,
+                  "GiB per device that zb-1p/zb-2p must fit in (default: the device's memory with --model)");
+  cmd->add_flag("--dynamic", f->dynamic,
+                "paci only: let the PACI runtime policy choose the order (backward first, forward while "
+                "in-flight < P-s) instead of the static program");
+  cmd->add_option("--jitter", f->jitter, "Log-normal noise on every duration, sigma (mean kept)");
+  cmd->add_option("--seed", f->seed, "Seed of --jitter")->capture_default_str();
+  cmd->add_option("--straggler", f->stragglers, "STAGE=FACTOR: multiply a stage's durations (repeatable)");
+  cmd->add_option("--sweep", f->sweep, "KEY=A:B (doubling), A:B:STEP or A,B,C over microbatches, stages, steps, "
+                                       "accum, virtual, mb-size: writes CSV");
+  cmd->add_option("--csv", f->csv, "Where --sweep writes its CSV (default stdout)");
+  cmd->add_option("--json", f->json_path, "Write the summary as JSON");
+  cmd->add_option("--trace", f->trace_path,
+                  "Write a Chrome/Perfetto trace (FILE-<schedule>.json per schedule with --compare)");
+  cmd->add_option("--svg", f->svg_path, "Write an SVG timeline (all compared schedules on one time scale)");
+  cmd->add_option("--export", f->export_path, "Write the simulated schedule (e.g. the --dynamic order) as .json/.csv");
+  cmd->callback([f] {
+    try {
+      run_sim(*f);
+    } catch (const CostError& e) {
+      throw UsageError(e.what());
+    }
+  });
+}
+
+}  // namespace paci::cli

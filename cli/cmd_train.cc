@@ -1,0 +1,232 @@
+// `paci train`: train a GPT with a schedule on the CPU executor.
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "cli/common.h"
+#include "cli/data.h"
+#include "exec/model/config.h"
+#include "exec/mpi/mpi.h"
+#include "exec/runtime/measured_trace.h"
+#include "exec/runtime/trainer.h"
+#include "schedules/trace/chrome.h"
+
+namespace paci::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_sigint(int) {
+  if (g_stop.exchange(true)) std::_Exit(130);  // second Ctrl-C: leave now
+}
+
+struct TrainFlags {
+  std::string schedule = "1f1b";
+  int stages = 1, microbatches = 4, steps = 20;
+  std::optional<int> virtual_stages, accum;
+  std::string model = "tiny";
+  std::optional<int> layers, channels, heads, seq, vocab;
+  bool tied = false;
+  std::string partition;
+  int batch = 4;
+  double lr = 1e-3, wd = 0.1, beta1 = 0.9, beta2 = 0.95, min_lr = 0.1;
+  int warmup = -1;
+  int eval_every = 0, eval_batches = 8;
+  std::string save, resume, trace, metrics;
+  int save_every = 0;
+  uint64_t seed = 1337;
+  std::string data = "sotu", cache;
+  double stall_timeout = 60;
+  int hang_rank = -1, hang_after = -1;
+};
+
+std::vector<int> parse_partition(const std::string& text) {
+  std::vector<int> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      int n = std::stoi(item, &used);
+      if (used != item.size() || n < 0) throw std::invalid_argument(item);
+      out.push_back(n);
+    } catch (const std::exception&) {
+      throw UsageError(fmt::format("--partition: '{}' is not a list of layer counts such as 2,1,1", text));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto f = std::make_shared<TrainFlags>();
+  auto* cmd = app.add_subcommand("train", "Train a GPT with a pipeline schedule on the CPU executor "
+                                          "(one thread per pipeline device)");
+  cmd->add_option("--schedule", f->schedule, "Schedule name (see `paci schedules`)")->capture_default_str();
+  cmd->add_option("--stages,-P", f->stages, "Pipeline stages = devices (threads)")->capture_default_str();
+  cmd->add_option("--microbatches,-M", f->microbatches, "Micro-batches per optimizer step")->capture_default_str();
+  cmd->add_option("--steps,-N", f->steps, "Optimizer steps (global batches of M micro-batches)")->capture_default_str();
+  cmd->add_option("--virtual,-v", f->virtual_stages, "Virtual stages per device (interleaved-1f1b)");
+  cmd->add_option("--accum,-a", f->accum, "paci: micro-batches per update of a stage (default M)");
+  cmd->add_option("--model", f->model, "Model preset: tiny, gpt2-124m, gpt2-350m")->capture_default_str();
+  cmd->add_option("--layers", f->layers, "Override the preset's layers");
+  cmd->add_option("--channels", f->channels, "Override the preset's width");
+  cmd->add_option("--heads", f->heads, "Override the preset's attention heads");
+  cmd->add_option("--seq", f->seq, "Sequence length T of a micro-batch (default: the preset's context)");
+  cmd->add_option("--vocab", f->vocab, "Vocabulary size (only with --data synthetic)");
+  cmd->add_flag("--tied", f->tied, "Tie the LM head to the token embedding (default untied)");
+  cmd->add_option("--partition", f->partition, "Layers per stage, e.g. 2,1,1 (default: balanced by cost)");
+  cmd->add_option("--batch,-B", f->batch, "Sequences per micro-batch")->capture_default_str();
+  cmd->add_option("--lr", f->lr, "Peak learning rate")->capture_default_str();
+  cmd->add_option("--warmup", f->warmup, "Warm-up steps (default 1% of the steps, at least 1)");
+  cmd->add_option("--min-lr", f->min_lr, "Final LR as a fraction of the peak (cosine)")->capture_default_str();
+  cmd->add_option("--weight-decay", f->wd, "AdamW weight decay on matrices")->capture_default_str();
+  cmd->add_option("--eval-every", f->eval_every, "Validation loss every K steps (0: at the end only)")->capture_default_str();
+  cmd->add_option("--eval-batches", f->eval_batches, "Micro-batches per validation")->capture_default_str();
+  cmd->add_option("--save", f->save, "Checkpoint directory (written at the end and every --save-every steps)");
+  cmd->add_option("--save-every", f->save_every, "Steps per checkpoint (each ends a pipeline segment: a flush)")->capture_default_str();
+  cmd->add_option("--resume", f->resume, "Resume from a checkpoint directory");
+  cmd->add_option("--seed", f->seed, "Seed of the initial weights")->capture_default_str();
+  cmd->add_option("--trace", f->trace, "Write a Chrome/Perfetto trace of every action (JSON; the last "
+                                       "segment when --save-every splits the run)");
+  cmd->add_option("--metrics", f->metrics, "Write metrics as JSON lines (step, loss, lr, tokens/s; val loss)");
+  cmd->add_option("--data", f->data, "sotu (prepared on first use), synthetic, or a path to a train shard "
+                                     "NAME_train.bin (NAME_val.bin next to it)")->capture_default_str();
+  cmd->add_option("--cache", f->cache, "Data cache directory (default $PACI_CACHE or ~/.cache/paci)");
+  cmd->add_option("--stall-timeout", f->stall_timeout, "Seconds a device may wait before the run is declared stuck")->capture_default_str();
+  auto* hang = cmd->add_option("--inject-hang", f->hang_rank,
+                               "Fault injection (tests): this rank stops answering after --inject-hang-after updates");
+  hang->group("");
+  cmd->add_option("--inject-hang-after", f->hang_after, "See --inject-hang")->group("");
+  cmd->callback([f] {
+    TrainOptions o;
+    o.schedule = f->schedule;
+    o.params.stages = f->stages;
+    o.params.microbatches = f->microbatches;
+    o.params.steps = f->steps;
+    o.params.virtual_stages = f->virtual_stages;
+    o.params.accum = f->accum;
+    try {
+      o.model = preset(f->model);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(fmt::format("--model: {}", e.what()));
+    }
+    if (f->layers) o.model.layers = *f->layers;
+    if (f->channels) o.model.channels = *f->channels;
+    if (f->heads) o.model.heads = *f->heads;
+    if (f->seq) o.model.seq_len = std::max(o.model.seq_len, *f->seq);
+    if (f->tied) o.model.tied_embeddings = true;
+    if (f->vocab) {
+      if (f->data != "synthetic") throw UsageError("--vocab only applies to --data synthetic (GPT-2 data has 50257 tokens)");
+      o.model.vocab_size = o.model.padded_vocab = *f->vocab;
+    }
+    try {
+      validate(o.model);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+    o.seq_len = f->seq.value_or(o.model.seq_len);
+    if (o.seq_len < 1 || o.seq_len > o.model.seq_len)
+      throw UsageError(fmt::format("--seq must be in 1..{} (got {})", o.model.seq_len, o.seq_len));
+    if (f->batch < 1) throw UsageError(fmt::format("--batch must be >= 1 (got {})", f->batch));
+    if (!(f->lr > 0)) throw UsageError(fmt::format("--lr must be > 0 (got {})", f->lr));
+    if (f->min_lr < 0 || f->min_lr > 1) throw UsageError(fmt::format("--min-lr must be in 0..1 (got {})", f->min_lr));
+    if (f->eval_every < 0) throw UsageError(fmt::format("--eval-every must be >= 0 (got {})", f->eval_every));
+    if (f->eval_batches < 1) throw UsageError(fmt::format("--eval-batches must be >= 1 (got {})", f->eval_batches));
+    if (f->save_every < 0) throw UsageError(fmt::format("--save-every must be >= 0 (got {})", f->save_every));
+    if (f->save_every > 0 && f->save.empty()) throw UsageError("--save-every needs --save DIR");
+    if (!(f->stall_timeout > 0)) throw UsageError("--stall-timeout must be > 0 seconds");
+    if (!f->partition.empty()) o.layers_per_stage = parse_partition(f->partition);
+    o.micro_batch = f->batch;
+    o.adamw.lr = f->lr;
+    o.adamw.weight_decay = f->wd;
+    o.adamw.beta1 = f->beta1;
+    o.adamw.beta2 = f->beta2;
+    o.adamw.min_lr_fraction = f->min_lr;
+    o.seed = f->seed;
+    o.eval_every = f->eval_every;
+    o.eval_batches = f->eval_batches;
+    o.save_dir = user_path(f->save);
+    o.save_every = f->save_every;
+    o.resume_dir = user_path(f->resume);
+    o.metrics_path = user_path(f->metrics);
+    o.interrupt_dir = user_path("paci-checkpoint");
+    o.stall_timeout = std::chrono::milliseconds(static_cast<long>(f->stall_timeout * 1000));
+
+    // Check the schedule before touching data, so flag errors come first.
+    Schedule probe = make_schedule(o.schedule, o.params);
+    const int updates = probe.spec.total_microbatches() / probe.accum;
+    o.adamw.warmup_steps = f->warmup >= 0 ? f->warmup : std::max(1, updates / 100);
+
+    MpiSession* mpi = mpi_session();
+    std::unique_ptr<MpiTransport> mpi_transport;
+    const bool reporter = !mpi || mpi->rank() == probe.stage_device[probe.stages() - 1];
+    if (mpi) {
+      if (mpi->size() != probe.devices())
+        throw UsageError(fmt::format("{} ranks were launched but --schedule {} with --stages {} has {} "
+                                     "devices: use mpirun -np {}", mpi->size(), o.schedule,
+                                     f->stages, probe.devices(), probe.devices()));
+      o.group = mpi;
+      mpi_transport = std::make_unique<MpiTransport>(probe);
+      o.transport = mpi_transport.get();
+      o.hang_rank = f->hang_rank;
+      o.hang_after = f->hang_after;
+    }
+    // Rank 0 prepares the data first so that ranks do not race on the cache.
+    std::ostringstream quiet;
+    std::ostream& data_log = !mpi || mpi->rank() == 0 ? static_cast<std::ostream&>(std::cout) : quiet;
+    TrainData data;
+    if (mpi && mpi->rank() != 0) mpi->barrier();
+    data = open_train_data(f->data, user_path(f->cache), o.micro_batch, o.seq_len, o.model.vocab_size,
+                           o.seed, data_log);
+    if (mpi && mpi->rank() == 0) mpi->barrier();
+    o.train = data.train.get();
+    o.val = data.val.get();
+    o.log = &std::cout;
+    o.live = !mpi && isatty(STDOUT_FILENO);
+    o.stop = &g_stop;
+    if (reporter)
+      std::cout << fmt::format("paci train: {}{} on {} stages, {} micro-batches of {}x{} per step, {} "
+                             "steps ({} updates), model {} ({:.1f}M parameters), data {}\n",
+                             o.schedule, mpi ? fmt::format(" ({} MPI ranks)", mpi->size()) : "",
+                             probe.stages(), probe.spec.microbatches, o.micro_batch,
+                             o.seq_len, probe.spec.steps, updates, describe(o.model),
+                             num_parameters(o.model) / 1e6, data.description);
+    std::signal(SIGINT, on_sigint);
+    TrainReport rep = train(o);
+    std::signal(SIGINT, SIG_DFL);
+    if (!f->trace.empty() && (!mpi || mpi->rank() == 0)) {
+      write_chrome_trace(measured_trace(rep.schedule, rep.actions, rep.memory, o.micro_batch, o.seq_len),
+                         user_path(f->trace));
+      std::cout << "wrote trace " << f->trace << "\n";
+    }
+    if (!rep.reports) {
+      if (rep.interrupted) throw Interrupted();
+      return;
+    }
+    if (!f->metrics.empty()) std::cout << "wrote metrics " << f->metrics << "\n";
+    if (rep.interrupted) {
+      std::cout << fmt::format("interrupted at step {}: checkpoint written to {}; continue with "
+                               "--resume {}\n", rep.updates_done, rep.checkpoint, rep.checkpoint);
+      throw Interrupted();
+    }
+    std::cout << fmt::format("done: {} steps in {:.1f} s, {:.0f} tokens/s, final train loss {:.4f}",
+                             rep.updates_done, rep.seconds, rep.tokens_per_second,
+                             rep.loss.empty() ? 0.0 : rep.loss.back());
+    if (!rep.val_loss.empty())
+      std::cout << fmt::format(", val loss {:.4f} (perplexity {:.2f})", rep.val_loss.back().second,
+                               std::exp(rep.val_loss.back().second));
+    std::cout << "\n";
+    if (!rep.checkpoint.empty()) std::cout << "checkpoint: " << rep.checkpoint << "\n";
+  });
+}
+
+}  // namespace paci::cli

@@ -1,0 +1,39 @@
+// llm.c token shards: a 1024-byte header of 256 little-endian int32 (magic 20240520, version 1,
+// token count, the rest zero) followed by the tokens as uint16. Using llm.c's layout lets shards
+// move between paci and that ecosystem unchanged.
+#ifndef PACI_EXEC_DATA_SHARD_H_
+#define PACI_EXEC_DATA_SHARD_H_
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace paci {
+
+inline constexpr int32_t kShardMagic = 20240520;
+inline constexpr int32_t kShardVersion = 1;
+inline constexpr int kShardHeaderInts = 256;
+inline constexpr int64_t kShardHeaderBytes = kShardHeaderInts * 4;
+
+// Every shard problem (missing, bad header, truncated, token out of range) is a ShardError whose
+// message starts with the file's path.
+class ShardError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Writes `tokens` as a shard at `path` atomically (temporary file + rename). Each token must fit
+// in uint16 (GPT-2's 50257 do) and the count in int32; otherwise throws ShardError.
+void write_token_shard(const std::string& path, const std::vector<int>& tokens);
+
+// Checks the header (magic, version) and that the file size matches the count it declares;
+// returns the token count. Throws ShardError otherwise.
+int64_t read_token_shard_header(const std::string& path);
+
+// Reads and checks a whole shard.
+std::vector<uint16_t> read_token_shard(const std::string& path);
+
+}  // namespace paci
+
+#endif  // PACI_EXEC_DATA_SHARD_H_

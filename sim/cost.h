@@ -1,0 +1,76 @@
+// Cost models: how long each action takes, what a transfer costs and what memory a stage
+// holds. The simulator only reads a CostModel; where its numbers come from (flags, a JSON
+// file, the analytic GPT model in gpt_cost.h) is up to the caller.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schedules/ir.h"
+
+namespace paci {
+
+// A cost model that cannot be used: what() is one line naming the source, the field and
+// what is allowed.
+class CostError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+struct StageCost {
+  // Seconds of compute. b is a whole backward; a split backward runs i (input gradient)
+  // then w (weight gradient), so b = i + w.
+  double f = 1, b = 2, i = 1, w = 1, opt = 0;
+  // Activations of one micro-batch, kept from the start of F until its backward ends; a
+  // split backward frees `freed_by_i` of them when I ends and the rest when W ends.
+  double activation_bytes = 1;
+  double freed_by_i = 0;
+  // Held for the whole run.
+  double weight_bytes = 0, grad_bytes = 0, optimizer_bytes = 0;
+  // Per micro-batch: F's output sent to the next stage, the input gradient sent back.
+  double send_bytes = 0, grad_send_bytes = 0;
+};
+
+struct CostModel {
+  std::string description;           // one line for summaries and traces
+  std::vector<StageCost> stages;     // one per stage, or a single one for every stage
+  double latency = 0;                // seconds per point-to-point transfer
+  double bandwidth = 0;              // bytes per second of a link; 0 = unlimited
+  double samples_per_microbatch = 1; // sequences per micro-batch, for throughput
+  double tokens_per_microbatch = 0;  // 0 = not a token model
+  std::string memory_unit = "B";     // "B", or "slots" when activation_bytes = 1 is a count
+  double device_memory = 0;          // bytes per device; 0 = unknown (no OOM check)
+
+  const StageCost& stage(int s) const { return stages.size() == 1 ? stages[0] : stages.at(s); }
+  double transfer_time(double bytes) const {
+    return latency + (bandwidth > 0 ? bytes / bandwidth : 0.0);
+  }
+  // Compute seconds of an action (no noise, no straggler).
+  double duration(const Action& a) const;
+  // Throws CostError when the model does not fit a schedule with `stages` stages or has
+  // negative or inconsistent numbers.
+  void check(int stages) const;
+};
+
+// --cost "f=1,b=2,w=1,opt=0.1,comm=0.05": the same costs on every stage. Keys: f, b, i, w,
+// opt (seconds), comm (latency per transfer, seconds), bw (link bytes/s), msg (bytes per
+// transfer), act (activation per micro-batch; default 1, a slot), ifree (share of it freed
+// by I), weights, grads, optstate (bytes per stage). A backward given only as b splits into
+// i = w = b/2; given b and one of i, w the other is the rest; given i and w, b = i + w.
+CostModel parse_uniform_cost(std::string_view spec);
+
+// A per-stage JSON cost file (format "paci-cost", version 1):
+//   {"format": "paci-cost", "version": 1,
+//    "latency": 1e-5, "bandwidth": 4e11,              // seconds, bytes/s (0 = unlimited)
+//    "samples_per_microbatch": 8, "tokens_per_microbatch": 8192, "device_memory": 8e10,
+//    "default": {<stage fields>},                     // optional, applies to every stage
+//    "stages": [{<stage fields>}, ...]}               // optional if "default" is given
+// Stage fields: f, b, i, w, opt, activation_bytes, freed_by_i, weight_bytes, grad_bytes,
+// optimizer_bytes, send_bytes, grad_send_bytes (numbers >= 0; freed_by_i in [0, 1]).
+CostModel cost_from_json(std::string_view text, const std::string& source);
+CostModel load_cost_file(const std::string& path);
+std::string cost_to_json(const CostModel& c);
+
+}  // namespace paci

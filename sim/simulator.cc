@@ -1,0 +1,428 @@
+#include "sim/simulator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <queue>
+
+#include <fmt/format.h>
+
+#include "schedules/analysis.h"
+#include "schedules/graph.h"
+#include "schedules/registry.h"
+
+namespace paci {
+namespace {
+
+uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Uniform in (0, 1) from a hash.
+double unit(uint64_t h) { return (static_cast<double>(h >> 11) + 0.5) * 0x1.0p-53; }
+
+struct Event {
+  double t;
+  uint64_t seq;
+  int64_t id;    // the action that ends, or the consumer a transfer arrives at
+  int64_t from;  // producer, for arrivals
+  bool arrival;
+};
+
+struct Later {
+  bool operator()(const Event& a, const Event& b) const {
+    return a.t > b.t || (a.t == b.t && a.seq > b.seq);
+  }
+};
+
+constexpr double kNone = -1;
+
+class Engine {
+ public:
+  Engine(const Schedule& s, const CostModel& c, const SimOptions& o, bool dynamic)
+      : s_(s), c_(c), o_(o), index_(s), dynamic_(dynamic) {}
+
+  SimResult run();
+
+ private:
+  void start(int64_t id, int d, double t);
+  void finish(int64_t id, double t);
+  void arrive(int64_t id, int64_t from, double t);
+  void dispatch(int d, double t);
+  void push(double t, int64_t id, int64_t from, bool arrival) {
+    heap_.push(Event{t, seq_++, id, from, arrival});
+  }
+  double transfer_bytes(const Action& producer) const {
+    return producer.kind == ActionKind::F ? c_.stage(producer.stage).send_bytes
+                                          : c_.stage(producer.stage).grad_send_bytes;
+  }
+  void compute_dag_bound(SimResult& r);
+
+  const Schedule& s_;
+  const CostModel& c_;
+  const SimOptions& o_;
+  ActionIndex index_;
+  bool dynamic_;
+
+  Trace trace_;
+  std::vector<double> dur_, ready_;
+  std::vector<int8_t> pending_, ndeps_;
+  std::vector<int64_t> cons_;  // two per action, -1 = none
+  std::vector<int64_t> last_dep_, cause_;
+  std::vector<int> dev_of_;    // device of each action
+  std::vector<char> busy_;
+  std::vector<double> free_at_, send_free_, recv_free_, dyn_mem_;
+  std::vector<int64_t> prev_;  // last action each device ran
+  std::vector<int> pos_;       // next program position (static) / actions run (dynamic)
+  std::vector<int> version_;   // per stage: OPTs finished
+  std::vector<double> act_, freed_by_i_;
+  std::vector<int> dirty_;
+  std::vector<char> is_dirty_;
+  std::priority_queue<Event, std::vector<Event>, Later> heap_;
+  uint64_t seq_ = 0;
+  size_t done_ = 0, events_ = 0;
+  std::vector<std::vector<int64_t>> order_;  // realised order per device (ids)
+
+  // Dynamic PACI policy state, per stage (= device).
+  std::vector<int> next_f_, next_b_, inflight_, bdone_, opt_due_, opt_next_;
+  std::vector<std::vector<int64_t>> opt_ids_;
+};
+
+void Engine::start(int64_t id, int d, double t) {
+  TraceAction& ta = trace_.actions[id];
+  const Action& a = ta.action;
+  ta.start = t;
+  ta.pos = static_cast<int>(order_[d].size());
+  order_[d].push_back(id);
+  cause_[id] = (ndeps_[id] > 0 && ready_[id] >= free_at_[d]) ? last_dep_[id] : prev_[d];
+  switch (a.kind) {
+    case ActionKind::F:
+      ta.version = s_.policy == WeightPolicy::kDoubleBuffer ? std::max(a.mb / s_.accum - 1, 0)
+                                                            : version_[a.stage];
+      dyn_mem_[d] += act_[a.stage];
+      trace_.memory.push_back({t, d, dyn_mem_[d]});
+      break;
+    case ActionKind::OPT:
+      ta.version = version_[a.stage];
+      break;
+    default:
+      ta.version = s_.policy == WeightPolicy::kCurrent
+                       ? version_[a.stage]
+                       : trace_.actions[index_.fwd(a.stage, a.mb)].version;
+  }
+  busy_[d] = 1;
+  ++pos_[d];
+  push(t + dur_[id], id, -1, false);
+}
+
+void Engine::finish(int64_t id, double t) {
+  TraceAction& ta = trace_.actions[id];
+  const Action& a = ta.action;
+  const int d = ta.device;
+  ta.end = t;
+  busy_[d] = 0;
+  free_at_[d] = t;
+  prev_[d] = id;
+  ++done_;
+  switch (a.kind) {
+    case ActionKind::B:
+      dyn_mem_[d] -= act_[a.stage];
+      break;
+    case ActionKind::I:
+      dyn_mem_[d] -= act_[a.stage] * freed_by_i_[a.stage];
+      break;
+    case ActionKind::W:
+      dyn_mem_[d] -= act_[a.stage] * (1 - freed_by_i_[a.stage]);
+      break;
+    case ActionKind::OPT:
+      ++version_[a.stage];
+      break;
+    default:
+      break;
+  }
+  if (a.kind == ActionKind::B || a.kind == ActionKind::I || a.kind == ActionKind::W) {
+    if (std::fabs(dyn_mem_[d]) < 1e-9 * std::max(1.0, act_[a.stage])) dyn_mem_[d] = 0;
+    trace_.memory.push_back({t, d, dyn_mem_[d]});
+  }
+  if (dynamic_ && a.kind == ActionKind::B) {
+    --inflight_[a.stage];
+    if (++bdone_[a.stage] % s_.accum == 0) ++opt_due_[a.stage];
+  }
+  for (int k = 0; k < 2; ++k) {
+    int64_t c = cons_[2 * id + k];
+    if (c < 0) continue;
+    int dst = dev_of_[c];
+    if (dst == d) {
+      arrive(c, id, t);
+      continue;
+    }
+    double bytes = transfer_bytes(a);
+    double begin = std::max({t, send_free_[d], recv_free_[dst]});
+    double end = begin + c_.transfer_time(bytes);
+    send_free_[d] = recv_free_[dst] = end;
+    trace_.transfers.push_back({a, trace_.actions[c].action, d, dst, begin, end, bytes});
+    push(end, c, id, true);
+  }
+  if (!is_dirty_[d]) is_dirty_[d] = 1, dirty_.push_back(d);
+}
+
+void Engine::arrive(int64_t id, int64_t from, double t) {
+  --pending_[id];
+  if (t >= ready_[id]) ready_[id] = t, last_dep_[id] = from;
+  int d = dev_of_[id];
+  if (!is_dirty_[d]) is_dirty_[d] = 1, dirty_.push_back(d);
+}
+
+void Engine::dispatch(int d, double t) {
+  if (busy_[d]) return;
+  if (!dynamic_) {
+    if (pos_[d] >= static_cast<int>(s_.programs[d].size())) return;
+    int64_t id = index_.id({d, pos_[d]});
+    if (pending_[id] == 0) start(id, d, t);
+    return;
+  }
+  const int st = d, P = s_.stages(), T = s_.spec.total_microbatches();
+  if (opt_due_[st] > 0) {
+    --opt_due_[st];
+    start(opt_ids_[st][opt_next_[st]++], d, t);
+    return;
+  }
+  if (next_b_[st] < T) {
+    int64_t b = index_.bwd(st, next_b_[st]);
+    if (pending_[b] == 0) {
+      ++next_b_[st];
+      start(b, d, t);
+      return;
+    }
+  }
+  if (next_f_[st] < T && inflight_[st] < P - st) {
+    int64_t f = index_.fwd(st, next_f_[st]);
+    if (pending_[f] == 0) {
+      ++next_f_[st];
+      ++inflight_[st];
+      start(f, d, t);
+    }
+  }
+}
+
+SimResult Engine::run() {
+  const int D = s_.devices(), S = s_.stages();
+  const size_t n = index_.size();
+  c_.check(S);
+  for (const auto& g : o_.stragglers)
+    if (g.stage < 0 || g.stage >= S || !(g.factor > 0) || !std::isfinite(g.factor))
+      throw CostError(fmt::format("--straggler {}={}: the stage must be in 0..{} and the factor > 0",
+                                  g.stage, g.factor, S - 1));
+  if (!(o_.jitter >= 0) || !std::isfinite(o_.jitter))
+    throw CostError(fmt::format("--jitter must be a finite number >= 0 (got {})", o_.jitter));
+
+  trace_.schedule = s_.name;
+  trace_.origin = "simulated";
+  trace_.cost = c_.description;
+  trace_.spec = s_.spec;
+  trace_.accum = s_.accum;
+  trace_.policy = s_.policy;
+  trace_.stage_device = s_.stage_device;
+  trace_.samples_per_microbatch = c_.samples_per_microbatch;
+  trace_.tokens_per_microbatch = c_.tokens_per_microbatch;
+  trace_.memory_unit = c_.memory_unit;
+  trace_.static_memory.assign(D, StaticMemory{});
+  std::vector<int> copies(S, 1);
+  if (s_.policy != WeightPolicy::kCurrent) {
+    Analysis an = analyze(s_, index_);
+    for (int st = 0; st < S; ++st) copies[st] = an.stages[st].weight_copies;
+  }
+  act_.resize(S);
+  freed_by_i_.resize(S);
+  for (int st = 0; st < S; ++st) {
+    const StageCost& c = c_.stage(st);
+    StaticMemory& m = trace_.static_memory[s_.stage_device[st]];
+    m.weights += c.weight_bytes;
+    m.grads += c.grad_bytes;
+    m.optimizer += c.optimizer_bytes;
+    m.stashed += (copies[st] - 1) * c.weight_bytes;
+    act_[st] = c.activation_bytes;
+    freed_by_i_[st] = c.freed_by_i;
+  }
+
+  trace_.actions.resize(n);
+  trace_.transfers.reserve(n);
+  trace_.memory.reserve(n * 2);
+  dur_.resize(n);
+  ready_.assign(n, 0);
+  pending_.assign(n, 0);
+  ndeps_.assign(n, 0);
+  cons_.assign(2 * n, -1);
+  last_dep_.assign(n, -1);
+  cause_.assign(n, -1);
+  dev_of_.resize(n);
+  opt_ids_.assign(S, {});
+  std::vector<int64_t> deps;
+  for (int d = 0; d < D; ++d) {
+    const auto& prog = s_.programs[d];
+    for (int p = 0; p < static_cast<int>(prog.size()); ++p) {
+      int64_t id = index_.id({d, p});
+      const Action& a = prog[p];
+      TraceAction& ta = trace_.actions[id];
+      ta.action = a;
+      ta.device = d;
+      ta.pos = p;
+      dev_of_[id] = d;
+      int idx = a.mb;
+      if (a.kind == ActionKind::OPT) {
+        idx = static_cast<int>(opt_ids_[a.stage].size());
+        opt_ids_[a.stage].push_back(id);
+      }
+      dur_[id] = action_duration(c_, o_, a, idx);
+      index_.data_deps(id, deps);
+      pending_[id] = ndeps_[id] = static_cast<int8_t>(deps.size());
+      for (int64_t x : deps) {
+        int64_t* slot = &cons_[2 * x];
+        slot[slot[0] < 0 ? 0 : 1] = id;
+      }
+    }
+  }
+  busy_.assign(D, 0);
+  free_at_.assign(D, 0);
+  send_free_.assign(D, 0);
+  recv_free_.assign(D, 0);
+  dyn_mem_.assign(D, 0);
+  prev_.assign(D, -1);
+  pos_.assign(D, 0);
+  version_.assign(S, 0);
+  is_dirty_.assign(D, 0);
+  order_.assign(D, {});
+  for (int d = 0; d < D; ++d) order_[d].reserve(s_.programs[d].size());
+  if (dynamic_) {
+    next_f_.assign(S, 0);
+    next_b_.assign(S, 0);
+    inflight_.assign(S, 0);
+    bdone_.assign(S, 0);
+    opt_due_.assign(S, 0);
+    opt_next_.assign(S, 0);
+  }
+
+  double t = 0;
+  for (int d = 0; d < D; ++d) dispatch(d, t);
+  while (!heap_.empty()) {
+    t = heap_.top().t;
+    while (!heap_.empty() && heap_.top().t == t) {
+      Event e = heap_.top();
+      heap_.pop();
+      ++events_;
+      if (e.arrival) arrive(e.id, e.from, e.t);
+      else finish(e.id, e.t);
+    }
+    // Devices are picked in index order, so equal-time choices are deterministic.
+    std::sort(dirty_.begin(), dirty_.end());
+    for (int d : dirty_) {
+      is_dirty_[d] = 0;
+      dispatch(d, t);
+    }
+    dirty_.clear();
+  }
+  if (done_ != n) {
+    for (int d = 0; d < D; ++d) {
+      if (dynamic_) continue;
+      if (pos_[d] >= static_cast<int>(s_.programs[d].size())) continue;
+      throw ScheduleError(fmt::format("simulation stuck at t={}: device {}, position {} ({}) waits "
+                                      "for data that never arrives",
+                                      t, d, pos_[d], to_string(s_.programs[d][pos_[d]])),
+                          program_excerpt(s_, {d, pos_[d]}));
+    }
+    throw ScheduleError(fmt::format("simulation stuck at t={} with {} of {} actions done", t, done_, n));
+  }
+
+  SimResult r;
+  r.events = events_;
+  r.realised = s_;
+  if (dynamic_) {
+    r.realised.name = "paci-dynamic";
+    for (int d = 0; d < D; ++d) {
+      auto& prog = r.realised.programs[d];
+      prog.clear();
+      for (int64_t id : order_[d]) prog.push_back(trace_.actions[id].action);
+    }
+    trace_.schedule = r.realised.name;
+  }
+  // The chain that decided the makespan, walked back from the last action to end.
+  int64_t last = -1;
+  for (size_t id = 0; id < n; ++id)
+    if (last < 0 || trace_.actions[id].end >= trace_.actions[last].end) last = static_cast<int64_t>(id);
+  for (int64_t x = last; x >= 0; x = cause_[x]) r.critical_path.push_back(x);
+  std::reverse(r.critical_path.begin(), r.critical_path.end());
+  if (o_.dag_bound) compute_dag_bound(r);
+  r.trace = std::move(trace_);
+  return r;
+}
+
+void Engine::compute_dag_bound(SimResult& r) {
+  const size_t n = index_.size();
+  std::vector<int64_t> next(n, -1);
+  std::vector<int> indeg(n, 0);
+  for (const auto& ord : order_)
+    for (size_t k = 0; k + 1 < ord.size(); ++k) next[ord[k]] = ord[k + 1], ++indeg[ord[k + 1]];
+  for (size_t id = 0; id < n; ++id) indeg[id] += ndeps_[id];
+  std::vector<double> es(n, 0);
+  std::vector<int64_t> queue;
+  queue.reserve(n);
+  for (size_t id = 0; id < n; ++id)
+    if (indeg[id] == 0) queue.push_back(static_cast<int64_t>(id));
+  double bound = 0;
+  for (size_t h = 0; h < queue.size(); ++h) {
+    int64_t u = queue[h];
+    double fin = es[u] + dur_[u];
+    bound = std::max(bound, fin);
+    const Action& a = trace_.actions[u].action;
+    auto relax = [&](int64_t v, double at) {
+      es[v] = std::max(es[v], at);
+      if (--indeg[v] == 0) queue.push_back(v);
+    };
+    for (int k = 0; k < 2; ++k) {
+      int64_t v = cons_[2 * u + k];
+      if (v < 0) continue;
+      relax(v, fin + (dev_of_[v] == dev_of_[u] ? 0 : c_.transfer_time(transfer_bytes(a))));
+    }
+    if (next[u] >= 0) relax(next[u], fin);
+  }
+  r.dag_bound = bound;
+}
+
+}  // namespace
+
+double action_duration(const CostModel& c, const SimOptions& o, const Action& a, int index) {
+  double d = c.duration(a);
+  for (const auto& g : o.stragglers)
+    if (g.stage == a.stage) d *= g.factor;
+  if (o.jitter > 0 && d > 0) {
+    uint64_t key = mix(o.seed ^ mix((static_cast<uint64_t>(a.kind) << 56) ^
+                                    (static_cast<uint64_t>(a.stage) << 32) ^
+                                    static_cast<uint32_t>(index)));
+    double u1 = unit(mix(key)), u2 = unit(mix(key + 1));
+    double z = std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
+    d *= std::exp(o.jitter * z - o.jitter * o.jitter / 2);
+  }
+  return d;
+}
+
+SimResult simulate(const Schedule& s, const CostModel& c, const SimOptions& o) {
+  Engine e(s, c, o, false);
+  return e.run();
+}
+
+SimResult simulate_paci_policy(int P, int M, int N, int a, const CostModel& c, const SimOptions& o) {
+  ScheduleParams p;
+  p.stages = P;
+  p.microbatches = M;
+  p.steps = N;
+  p.accum = a;
+  // The static paci schedule supplies the set of actions (and their ids); the policy picks
+  // their order.
+  Schedule base = make_schedule("paci", p);
+  Engine e(base, c, o, true);
+  return e.run();
+}
+
+}  // namespace paci

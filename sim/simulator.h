@@ -1,0 +1,84 @@
+// The discrete-event simulator: interprets a schedule in simulated time with a cost model
+// and writes a predicted Trace (schedules/trace), from which metrics.h computes bubbles,
+// step time, memory and drift.
+//
+// Resources: each device has one compute resource, one send link and one receive link. An
+// action starts when (1) it is next in its device's program, (2) the device's compute is
+// free, and (3) every data dependency (ActionIndex::data_deps) has finished and, if it ran
+// on another device, has been transferred. A transfer starts when its producer ends and
+// both the sender's send link and the receiver's receive link are free, and holds both for
+// latency + bytes / bandwidth; links serve transfers in the order they were requested, and
+// compute overlaps transfers. Same-device dependencies need no transfer. Events at equal
+// times are all applied before any device picks its next action.
+//
+// Memory per device: the constant part (weights, gradients, optimizer state of its stages,
+// plus weight_copies - 1 stashed copies from the static analysis under the stash and
+// double-buffer policies) and the activations: a micro-batch's activation_bytes are taken
+// when its F starts and given back when its B ends (or freed_by_i of them when I ends and
+// the rest when W ends).
+//
+// Weight versions are counted, not assumed: an action records the number of OPTs of its
+// stage that finished before it started (the policy picks the forward's version for a
+// stashed or double-buffered backward), so the drift measured on the trace is a check of
+// the static analysis, which derives it from program order.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "schedules/ir.h"
+#include "schedules/trace/trace.h"
+#include "sim/cost.h"
+
+namespace paci {
+
+struct Straggler {
+  int stage = 0;
+  double factor = 1;  // compute durations of the stage are multiplied by this
+};
+
+struct SimOptions {
+  // Log-normal noise on every compute duration: d * exp(sigma z - sigma^2 / 2), z ~ N(0, 1),
+  // so the mean stays d. The noise of an action depends only on (seed, kind, stage,
+  // micro-batch or update index), not on the order actions run in.
+  double jitter = 0;
+  uint64_t seed = 1;
+  std::vector<Straggler> stragglers;
+  // Also compute the longest path through the dependency DAG with these durations and
+  // uncontended transfers (a lower bound of the makespan; equal to it without link
+  // contention). Costs a second pass.
+  bool dag_bound = false;
+};
+
+struct SimResult {
+  Trace trace;                          // actions indexed like ActionIndex ids
+  // The chain of actions that decided the makespan, first to last: each one started when
+  // its predecessor in the chain (previous action on the device, or the producer whose
+  // data arrived last) let it. Indices into trace.actions.
+  std::vector<int64_t> critical_path;
+  double dag_bound = 0;                 // when SimOptions::dag_bound
+  size_t events = 0;                    // processed events (actions + transfers)
+  // The order the devices realised: the input schedule for static runs, the order the
+  // policy chose for dynamic ones.
+  Schedule realised;
+};
+
+// Compute seconds of an action with stragglers and jitter. `index` is the micro-batch, or
+// for OPT the update index of its stage.
+double action_duration(const CostModel& c, const SimOptions& o, const Action& a, int index);
+
+// Simulates a valid schedule (see validate.h). Throws CostError when the cost model does not
+// fit, ScheduleError when the programs cannot run to the end.
+SimResult simulate(const Schedule& s, const CostModel& c, const SimOptions& o = {});
+
+// The PACI reference runtime as a dynamic policy on P devices (stage s on device s): when a
+// device is free it runs a waiting backward first (the oldest), else admits the next forward
+// while fewer than P - s micro-batches are in flight on it, and steps its optimizer right
+// after every a-th backward. The order it realises is returned as an IR schedule named
+// "paci-dynamic" (result.realised, same bounds as paci), so it can be validated, shown,
+// exported and replayed by simulate().
+SimResult simulate_paci_policy(int P, int M, int N, int a, const CostModel& c,
+                               const SimOptions& o = {});
+
+}  // namespace paci
