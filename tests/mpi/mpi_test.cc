@@ -1,0 +1,156 @@
+// One process per pipeline rank under mpirun: the same bits as the threaded run, versions
+// as the IR predicts, a rank that stops answering ends the job with a clear error within the
+// stall timeout, and resuming from the last checkpoint reproduces the uninterrupted run.
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "schedules/analysis.h"
+#include "schedules/registry.h"
+#include "schedules/trace/chrome.h"
+
+namespace paci {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+std::string paci() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* ws = std::getenv("TEST_WORKSPACE");
+  return fmt::format("{}/{}/cli/paci", srcdir ? srcdir : ".", ws ? ws : "paci");
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+struct Outcome {
+  int code;
+  std::string output;
+  double seconds;
+};
+
+Outcome sh(const std::string& cmd) {
+  const std::string log = ::testing::TempDir() + "/cmd.log";
+  auto t0 = std::chrono::steady_clock::now();
+  int status = std::system(fmt::format("{} >{} 2>&1", cmd, log).c_str());
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(log), s};
+}
+
+// A small model on synthetic data: a run takes well under a second.
+std::string train_args(const std::string& schedule, int P, const std::string& dir, const std::string& extra = "") {
+  return fmt::format("train --schedule {} --stages {} --microbatches 4 --steps 8 --data synthetic "
+                     "--vocab 256 --layers 4 --seq 16 --batch 2 --seed 3 --save {} {}",
+                     schedule, P, dir, extra);
+}
+
+std::string mpirun(int np) {
+  return fmt::format("timeout 120 mpirun --allow-run-as-root --oversubscribe -np {} {}", np, paci());
+}
+
+std::string tmp(const std::string& name) {
+  std::string d = ::testing::TempDir() + "/" + name;
+  fs::remove_all(d);
+  return d;
+}
+
+void expect_same_checkpoint(const std::string& a, const std::string& b, int stages, const std::string& what) {
+  for (int s = 0; s < stages; ++s) {
+    std::string fa = slurp(fmt::format("{}/stage-{}.bin", a, s));
+    std::string fb = slurp(fmt::format("{}/stage-{}.bin", b, s));
+    ASSERT_FALSE(fa.empty()) << what << ": stage " << s << " missing in " << a;
+    EXPECT_TRUE(fa == fb) << what << ": stage " << s << " weights or optimizer state differ";
+  }
+}
+
+// The "loss" fields of a metrics file, as written (text compare = bitwise for the printed digits).
+std::vector<std::string> losses(const std::string& metrics) {
+  std::vector<std::string> out;
+  std::istringstream in(slurp(metrics));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto at = line.find("\"loss\":");
+    if (at != std::string::npos) out.push_back(line.substr(at, line.find(',', at) - at));
+  }
+  return out;
+}
+
+TEST(Mpi, RanksGiveTheThreadedRunsBits) {
+  for (const char* schedule : {"1f1b", "paci"})
+    for (int P : {2, 4}) {
+      const std::string what = fmt::format("{} P={}", schedule, P);
+      std::string thr = tmp("thr"), mpi = tmp("mpi");
+      Outcome a = sh(fmt::format("{} {}", paci(), train_args(schedule, P, thr, "--metrics " + thr + ".jsonl")));
+      ASSERT_EQ(a.code, 0) << what << a.output;
+      Outcome b = sh(fmt::format("{} {}", mpirun(P),
+                             train_args(schedule, P, mpi, fmt::format("--metrics {}.jsonl --trace {}.trace.json", mpi, mpi))));
+      ASSERT_EQ(b.code, 0) << what << b.output;
+      EXPECT_THAT(b.output, HasSubstr(fmt::format("({} MPI ranks)", P)));
+      expect_same_checkpoint(thr, mpi, P, what);
+      EXPECT_EQ(losses(thr + ".jsonl"), losses(mpi + ".jsonl")) << what;
+      EXPECT_EQ(losses(mpi + ".jsonl").size(), 8u) << what;
+      // The merged trace holds every rank's actions with the versions the IR predicts.
+      Trace t = read_chrome_trace(mpi + ".trace.json");
+      Schedule s = make_schedule(schedule, {P, 4, 8});
+      Analysis an = analyze(s);
+      ASSERT_EQ(t.actions.size(), s.num_actions()) << what;
+      for (const TraceAction& ta : t.actions) {
+        if (ta.action.kind == ActionKind::F)
+          ASSERT_EQ(ta.version, an.mb[ta.action.stage][ta.action.mb].v_fwd) << what;
+        if (ta.action.kind == ActionKind::B)
+          ASSERT_EQ(ta.version, an.mb[ta.action.stage][ta.action.mb].v_bwd) << what;
+      }
+    }
+}
+
+TEST(Mpi, RankThatStopsAnsweringEndsTheJobAndResumeContinues) {
+  // Uninterrupted reference with checkpoints every 2 steps (each a pipeline segment).
+  std::string ref = tmp("ref"), run = tmp("run");
+  ASSERT_EQ(sh(fmt::format("{} {}", paci(), train_args("paci", 2, ref, "--save-every 2"))).code, 0);
+  // Rank 0 stops answering after update 5: rank 1 waits on it, gives up after the 2 s stall
+  // timeout with an error naming the device (= rank) and the action, and takes the job down.
+  Outcome hung = sh(fmt::format("{} {}", mpirun(2),
+                            train_args("paci", 2, run, "--save-every 2 --stall-timeout 2 --inject-hang 0 "
+                                                       "--inject-hang-after 5")));
+  EXPECT_NE(hung.code, 0) << hung.output;
+  EXPECT_THAT(hung.output, HasSubstr("stuck: device 1"));
+  EXPECT_THAT(hung.output, HasSubstr("on device 0: that device stopped answering"));
+  // Detection within the stall timeout plus start-up and teardown.
+  EXPECT_LT(hung.seconds, 30) << hung.output;
+  EXPECT_THAT(slurp(run + "/checkpoint.json"), HasSubstr("\"step\": 4"));
+  Outcome resumed = sh(fmt::format("{} {}", mpirun(2), train_args("paci", 2, run, "--save-every 2 --resume " + run)));
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr("resumed from"));
+  expect_same_checkpoint(ref, run, 2, "resumed vs uninterrupted");
+}
+
+TEST(Mpi, KilledRankEndsTheJob) {
+  // A rank killed outright: mpirun takes the job down; nobody hangs.
+  std::string run = tmp("killed");
+  Outcome r = sh(fmt::format("{} sh -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then kill -9 $$; fi; exec {} {}'",
+                         fmt::format("timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2"), paci(),
+                         train_args("1f1b", 2, run, "--stall-timeout 5")));
+  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_LT(r.seconds, 60);
+}
+
+TEST(Mpi, WrongRankCountIsAClearError) {
+  Outcome r = sh(fmt::format("{} {}", mpirun(3), train_args("1f1b", 2, tmp("x"))));
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.output, HasSubstr("3 ranks were launched but --schedule 1f1b with --stages 2 has 2 devices"));
+}
+
+}  // namespace
+}  // namespace paci
