@@ -467,10 +467,7 @@ void run_sim(const SimFlags& f) {
     return;
   }
   std::vector<Outcome> all;
-  for (const auto& n : names) {
-    if (names.size() > 1) std::cerr << fmt::format("simulating {}...\n", n);
-    all.push_back(run_one(n, f, false));
-  }
+  for (const auto& n : names) all.push_back(run_one(n, f, false));
   if (all.size() == 1) print_one(all.front());
   else print_compare(all);
   write_outputs(all, f);

@@ -37,7 +37,7 @@ struct TrainFlags {
   std::string partition;
   int batch = 4;
   double lr = 1e-3, wd = 0.1, beta1 = 0.9, beta2 = 0.95, min_lr = 0.1;
-  int warmup = -1;
+  int warmup = -1, decay_steps = 0;
   int eval_every = 0, eval_batches = 8;
   std::string save, resume, trace, metrics;
   int save_every = 0;
@@ -87,6 +87,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--batch,-B", f->batch, "Sequences per micro-batch")->capture_default_str();
   cmd->add_option("--lr", f->lr, "Peak learning rate")->capture_default_str();
   cmd->add_option("--warmup", f->warmup, "Warm-up steps (default 1% of the steps, at least 1)");
+  cmd->add_option("--decay-steps", f->decay_steps,
+                  "Steps of the cosine LR schedule (default: this run's steps; set it to resume a longer run in parts)");
   cmd->add_option("--min-lr", f->min_lr, "Final LR as a fraction of the peak (cosine)")->capture_default_str();
   cmd->add_option("--weight-decay", f->wd, "AdamW weight decay on matrices")->capture_default_str();
   cmd->add_option("--eval-every", f->eval_every, "Validation loss every K steps (0: at the end only)")->capture_default_str();
@@ -122,7 +124,6 @@ void add_train_command(CLI::App& app) {
     if (f->layers) o.model.layers = *f->layers;
     if (f->channels) o.model.channels = *f->channels;
     if (f->heads) o.model.heads = *f->heads;
-    if (f->seq) o.model.seq_len = std::max(o.model.seq_len, *f->seq);
     if (f->tied) o.model.tied_embeddings = true;
     if (f->vocab) {
       if (f->data != "synthetic") throw UsageError("--vocab only applies to --data synthetic (GPT-2 data has 50257 tokens)");
@@ -164,7 +165,9 @@ void add_train_command(CLI::App& app) {
     // Check the schedule before touching data, so flag errors come first.
     Schedule probe = make_schedule(o.schedule, o.params);
     const int updates = probe.spec.total_microbatches() / probe.accum;
-    o.adamw.warmup_steps = f->warmup >= 0 ? f->warmup : std::max(1, updates / 100);
+    if (f->decay_steps < 0) throw UsageError(fmt::format("--decay-steps must be >= 0 (got {})", f->decay_steps));
+    o.adamw.total_steps = f->decay_steps > 0 ? f->decay_steps : updates;
+    o.adamw.warmup_steps = f->warmup >= 0 ? f->warmup : std::max(1, static_cast<int>(o.adamw.total_steps) / 100);
 
     MpiSession* mpi = mpi_session();
     std::unique_ptr<MpiTransport> mpi_transport;
@@ -201,7 +204,12 @@ void add_train_command(CLI::App& app) {
                              o.seq_len, probe.spec.steps, updates, describe(o.model),
                              num_parameters(o.model) / 1e6, data.description);
     std::signal(SIGINT, on_sigint);
-    TrainReport rep = train(o);
+    TrainReport rep;
+    try {
+      rep = train(o);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
     std::signal(SIGINT, SIG_DFL);
     if (!f->trace.empty() && (!mpi || mpi->rank() == 0)) {
       write_chrome_trace(measured_trace(rep.schedule, rep.actions, rep.memory, o.micro_batch, o.seq_len),

@@ -107,9 +107,15 @@ TrainReport train(const TrainOptions& opt) {
         "--save-every {} must be >= 1 and cover whole steps: {} updates x {} micro-batches must "
         "be a multiple of --microbatches {}", opt.save_every, seg_updates, accum, M));
   GptConfig model = opt.model;
-  std::vector<StagePartition> partition =
-      opt.layers_per_stage.empty() ? balanced_partition(model, probe.stages())
-                                   : partition_from_layers(model, opt.layers_per_stage);
+  std::vector<StagePartition> partition;
+  try {
+    partition = opt.layers_per_stage.empty() ? balanced_partition(model, probe.stages())
+                                             : partition_from_layers(model, opt.layers_per_stage);
+  } catch (const std::invalid_argument& e) {
+    std::string why = e.what();
+    if (why.rfind("partition: ", 0) == 0) why = why.substr(11);
+    throw std::invalid_argument(fmt::format("{}: {}", opt.layers_per_stage.empty() ? "--stages" : "--partition", why));
+  }
   if (static_cast<int>(partition.size()) != probe.stages())
     throw std::invalid_argument(fmt::format("--partition has {} entries, the schedule has {} stages",
                                             partition.size(), probe.stages()));
@@ -158,12 +164,15 @@ TrainReport train(const TrainOptions& opt) {
     differs("--channels", saved.model.channels, model.channels);
     differs("--batch", saved.micro_batch, opt.micro_batch);
     differs("--seq", saved.seq_len, opt.seq_len);
-    differs("--save-every", saved.segment_steps, seg_updates);
     if (!(saved.partition == partition))
       throw std::invalid_argument(fmt::format("--resume {}: the checkpoint has a different stage "
                                               "partition", opt.resume_dir));
     done = saved.step;
     have_state = true;
+    if (saved.segment_steps != seg_updates && log)
+      *log << fmt::format("note: the checkpoint's run flushed the pipeline every {} steps, this one every "
+                          "{}: the result will not be bit-identical to an uninterrupted run\n",
+                          saved.segment_steps, seg_updates);
     if (log) *log << fmt::format("resumed from {} at step {}\n", opt.resume_dir, done);
   }
 
