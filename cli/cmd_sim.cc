@@ -145,7 +145,7 @@ Outcome run_one(const std::string& name, const SimFlags& f, bool quiet) {
     CsvHints hints;
     if (f.microbatches > 0) hints.microbatches = f.microbatches;
     s = load_schedule(user_path(f.file), hints);
-    out.cost = make_cost(f, s.stages());
+    out.cost = per_chunk(make_cost(f, s.stages()), s.spec.virtual_stages);
   } else if (is_zero_bubble_auto(name)) {
     if (f.stages < 1 || f.microbatches < 1 || f.steps < 1)
       throw UsageError("--stages, --microbatches and --steps must be >= 1");
@@ -153,7 +153,7 @@ Outcome run_one(const std::string& name, const SimFlags& f, bool quiet) {
     s = make_zero_bubble(name, f.stages, f.microbatches, f.steps, out.cost, f.memory_limit * (1ull << 30));
   } else {
     s = make_schedule(name, p);
-    out.cost = make_cost(f, s.stages());
+    out.cost = per_chunk(make_cost(f, s.stages()), s.spec.virtual_stages);
   }
   if (f.dynamic && s.name != "paci")
     throw UsageError(fmt::format("--dynamic runs the PACI runtime policy: it applies to --schedule paci "
@@ -489,8 +489,9 @@ void add_sim_command(CLI::App& app) {
   cmd->add_option("--virtual,-v", f->virtual_stages, "Virtual stages per device (interleaved-1f1b; default 2)");
   cmd->add_option("--accum,-a", f->accum, "paci: micro-batches per local optimizer step (default M)");
   cmd->add_option("--cost", f->cost,
-                  "Uniform costs, e.g. f=1,b=2,w=1,opt=0.1,comm=0.05 (keys f,b,i,w,opt,comm,bw,msg,act,ifree,"
-                  "weights,grads,optstate; default f=1,b=2)");
+                  "Uniform costs of one device's share of the model, e.g. f=1,b=2,w=1,opt=0.1,comm=0.05 (keys "
+                  "f,b,i,w,opt,comm,bw,msg,act,ifree,weights,grads,optstate; default f=1,b=2); interleaved "
+                  "chunks get 1/v each");
   cmd->add_option("--cost-file", f->cost_file, "Per-stage JSON cost file (format paci-cost)");
   cmd->add_option("--model", f->model, "Analytic GPT cost model: gpt2-124m, gpt2-350m, gpt2-774m, gpt2-1558m, "
                                        "custom:layers=L,d=D,heads=H,seq=T,vocab=V");

@@ -12,6 +12,7 @@
 
 #include "cli/common.h"
 #include "cli/data.h"
+#include "cli/model_flags.h"
 #include "exec/model/config.h"
 #include "exec/mpi/mpi.h"
 #include "exec/runtime/measured_trace.h"
@@ -28,14 +29,8 @@ extern "C" void on_sigint(int) {
 }
 
 struct TrainFlags {
-  std::string schedule = "1f1b";
-  int stages = 1, microbatches = 4, steps = 20;
-  std::optional<int> virtual_stages, accum;
-  std::string model = "tiny";
-  std::optional<int> layers, channels, heads, seq, vocab;
-  bool tied = false;
-  std::string partition;
-  int batch = 4;
+  ScheduleFlags sched;
+  ModelFlags model;
   double lr = 1e-3, wd = 0.1, beta1 = 0.9, beta2 = 0.95, min_lr = 0.1;
   int warmup = -1, decay_steps = 0;
   int eval_every = 0, eval_batches = 8;
@@ -47,44 +42,14 @@ struct TrainFlags {
   int hang_rank = -1, hang_after = -1;
 };
 
-std::vector<int> parse_partition(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t used = 0;
-      int n = std::stoi(item, &used);
-      if (used != item.size() || n < 0) throw std::invalid_argument(item);
-      out.push_back(n);
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("--partition: '{}' is not a list of layer counts such as 2,1,1", text));
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 void add_train_command(CLI::App& app) {
   auto f = std::make_shared<TrainFlags>();
   auto* cmd = app.add_subcommand("train", "Train a GPT with a pipeline schedule on the CPU executor "
                                           "(one thread per pipeline device)");
-  cmd->add_option("--schedule", f->schedule, "Schedule name (see `paci schedules`)")->capture_default_str();
-  cmd->add_option("--stages,-P", f->stages, "Pipeline stages = devices (threads)")->capture_default_str();
-  cmd->add_option("--microbatches,-M", f->microbatches, "Micro-batches per optimizer step")->capture_default_str();
-  cmd->add_option("--steps,-N", f->steps, "Optimizer steps (global batches of M micro-batches)")->capture_default_str();
-  cmd->add_option("--virtual,-v", f->virtual_stages, "Virtual stages per device (interleaved-1f1b)");
-  cmd->add_option("--accum,-a", f->accum, "paci: micro-batches per update of a stage (default M)");
-  cmd->add_option("--model", f->model, "Model preset: tiny, gpt2-124m, gpt2-350m")->capture_default_str();
-  cmd->add_option("--layers", f->layers, "Override the preset's layers");
-  cmd->add_option("--channels", f->channels, "Override the preset's width");
-  cmd->add_option("--heads", f->heads, "Override the preset's attention heads");
-  cmd->add_option("--seq", f->seq, "Sequence length T of a micro-batch (default: the preset's context)");
-  cmd->add_option("--vocab", f->vocab, "Vocabulary size (only with --data synthetic)");
-  cmd->add_flag("--tied", f->tied, "Tie the LM head to the token embedding (default untied)");
-  cmd->add_option("--partition", f->partition, "Layers per stage, e.g. 2,1,1 (default: balanced by cost)");
-  cmd->add_option("--batch,-B", f->batch, "Sequences per micro-batch")->capture_default_str();
+  f->sched.add_to(cmd);
+  f->model.add_to(cmd);
   cmd->add_option("--lr", f->lr, "Peak learning rate")->capture_default_str();
   cmd->add_option("--warmup", f->warmup, "Warm-up steps (default 1% of the steps, at least 1)");
   cmd->add_option("--decay-steps", f->decay_steps,
@@ -110,34 +75,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--inject-hang-after", f->hang_after, "See --inject-hang")->group("");
   cmd->callback([f] {
     TrainOptions o;
-    o.schedule = f->schedule;
-    o.params.stages = f->stages;
-    o.params.microbatches = f->microbatches;
-    o.params.steps = f->steps;
-    o.params.virtual_stages = f->virtual_stages;
-    o.params.accum = f->accum;
-    try {
-      o.model = preset(f->model);
-    } catch (const std::invalid_argument& e) {
-      throw UsageError(fmt::format("--model: {}", e.what()));
-    }
-    if (f->layers) o.model.layers = *f->layers;
-    if (f->channels) o.model.channels = *f->channels;
-    if (f->heads) o.model.heads = *f->heads;
-    if (f->tied) o.model.tied_embeddings = true;
-    if (f->vocab) {
-      if (f->data != "synthetic") throw UsageError("--vocab only applies to --data synthetic (GPT-2 data has 50257 tokens)");
-      o.model.vocab_size = o.model.padded_vocab = *f->vocab;
-    }
-    try {
-      validate(o.model);
-    } catch (const std::invalid_argument& e) {
-      throw UsageError(e.what());
-    }
-    o.seq_len = f->seq.value_or(o.model.seq_len);
-    if (o.seq_len < 1 || o.seq_len > o.model.seq_len)
-      throw UsageError(fmt::format("--seq must be in 1..{} (got {})", o.model.seq_len, o.seq_len));
-    if (f->batch < 1) throw UsageError(fmt::format("--batch must be >= 1 (got {})", f->batch));
+    o.schedule = f->sched.schedule;
+    o.params = f->sched.params();
+    o.model = f->model.config(f->data == "synthetic");
+    o.seq_len = f->model.seq_len(o.model);
     if (!(f->lr > 0)) throw UsageError(fmt::format("--lr must be > 0 (got {})", f->lr));
     if (f->min_lr < 0 || f->min_lr > 1) throw UsageError(fmt::format("--min-lr must be in 0..1 (got {})", f->min_lr));
     if (f->eval_every < 0) throw UsageError(fmt::format("--eval-every must be >= 0 (got {})", f->eval_every));
@@ -145,8 +86,8 @@ void add_train_command(CLI::App& app) {
     if (f->save_every < 0) throw UsageError(fmt::format("--save-every must be >= 0 (got {})", f->save_every));
     if (f->save_every > 0 && f->save.empty()) throw UsageError("--save-every needs --save DIR");
     if (!(f->stall_timeout > 0)) throw UsageError("--stall-timeout must be > 0 seconds");
-    if (!f->partition.empty()) o.layers_per_stage = parse_partition(f->partition);
-    o.micro_batch = f->batch;
+    o.layers_per_stage = f->model.layers_per_stage();
+    o.micro_batch = f->model.batch;
     o.adamw.lr = f->lr;
     o.adamw.weight_decay = f->wd;
     o.adamw.beta1 = f->beta1;
@@ -176,7 +117,7 @@ void add_train_command(CLI::App& app) {
       if (mpi->size() != probe.devices())
         throw UsageError(fmt::format("{} ranks were launched but --schedule {} with --stages {} has {} "
                                      "devices: use mpirun -np {}", mpi->size(), o.schedule,
-                                     f->stages, probe.devices(), probe.devices()));
+                                     f->sched.stages, probe.devices(), probe.devices()));
       o.group = mpi;
       mpi_transport = std::make_unique<MpiTransport>(probe);
       o.transport = mpi_transport.get();

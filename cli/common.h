@@ -40,5 +40,7 @@ void add_show_command(CLI::App& app);
 void add_sim_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_data_command(CLI::App& app);
+void add_calibrate_command(CLI::App& app);
+void add_compare_command(CLI::App& app);
 
 }  // namespace paci::cli

@@ -63,6 +63,8 @@ int run_cli(int argc, char** argv) {
   cli::add_sim_command(app);
   cli::add_train_command(app);
   cli::add_data_command(app);
+  cli::add_calibrate_command(app);
+  cli::add_compare_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,200 @@
+// `paci calibrate` (measure per-layer costs on this machine) and `paci compare` (run a schedule
+// for real and predict it from a calibration made on a different run, side by side).
+#include <cmath>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/common.h"
+#include "cli/measure.h"
+#include "cli/model_flags.h"
+#include "schedules/files.h"
+#include "schedules/registry.h"
+#include "schedules/trace/chrome.h"
+#include "schedules/trace/metrics.h"
+#include "schedules/validate.h"
+#include "sim/simulator.h"
+#include "sim/svg.h"
+
+namespace paci::cli {
+namespace {
+
+struct CalibrateFlags {
+  ModelFlags model;
+  std::string device = "cpu", out = "calibration.json";
+  int microbatches = 4, steps = 3;
+  uint64_t seed = 1;
+};
+
+void check_device(const std::string& device) {
+  if (device == "cuda")
+    throw UsageError("--device cuda: this build has no CUDA backend for training (build with --config=cuda "
+                     "and run on a machine with a GPU)");
+  if (device != "cpu") throw UsageError(fmt::format("--device must be cpu or cuda (got '{}')", device));
+}
+
+Calibration load_calibration(const std::string& path) {
+  try {
+    return calibration_from_json(read_file(path), path);
+  } catch (const CalibrationError& e) {
+    throw UsageError(e.what());
+  } catch (const std::runtime_error& e) {
+    throw UsageError(fmt::format("--calibration: {}", e.what()));
+  }
+}
+
+double rel(double measured, double predicted) {
+  return measured != 0 ? (predicted - measured) / measured : 0.0;
+}
+
+std::string pct(double r) { return fmt::format("{:+.1f}%", 100 * r); }
+
+// Both traces in one Perfetto file: devices of the measured run as processes 0.., of the
+// predicted run as processes 1000.., named accordingly.
+std::string merged_chrome(const Trace& measured, const Trace& predicted) {
+  nlohmann::json out = nlohmann::json::parse(to_chrome_json(measured));
+  nlohmann::json pred = nlohmann::json::parse(to_chrome_json(predicted));
+  auto rename = [](nlohmann::json& events, int offset, const std::string& label) {
+    for (auto& e : events) {
+      if (e.contains("pid")) e["pid"] = e["pid"].get<int>() + offset;
+      if (e.value("name", "") == "process_name") e["args"]["name"] = label + " " + e["args"]["name"].get<std::string>();
+      if (e.value("name", "") == "process_sort_index") e["args"]["sort_index"] = e["pid"];
+    }
+  };
+  rename(out["traceEvents"], 0, "measured");
+  rename(pred["traceEvents"], 1000, "predicted");
+  for (auto& e : pred["traceEvents"]) out["traceEvents"].push_back(e);
+  out["otherData"]["predicted"] = pred.value("otherData", nlohmann::json::object());
+  return out.dump() + "\n";
+}
+
+}  // namespace
+
+void add_calibrate_command(CLI::App& app) {
+  auto f = std::make_shared<CalibrateFlags>();
+  auto* cmd = app.add_subcommand("calibrate",
+                                 "Measure per-layer costs of a model on this machine (F, B, I, W, optimizer, "
+                                 "transfers, memory) and write a calibration for `paci sim --calibration` and "
+                                 "`paci compare`");
+  f->model.add_to(cmd);
+  cmd->add_option("--device", f->device, "cpu (cuda needs a CUDA build)")->capture_default_str();
+  cmd->add_option("--microbatches,-M", f->microbatches, "Micro-batches per measured step")->capture_default_str();
+  cmd->add_option("--steps,-N", f->steps, "Measured steps per run")->capture_default_str();
+  cmd->add_option("--out,-o", f->out, "Calibration file to write")->capture_default_str();
+  cmd->callback([f] {
+    check_device(f->device);
+    if (f->microbatches < 2) throw UsageError(fmt::format("--microbatches must be >= 2 (got {})", f->microbatches));
+    if (f->steps < 1) throw UsageError(fmt::format("--steps must be >= 1 (got {})", f->steps));
+    GptConfig cfg = f->model.config(true);
+    Calibration c = calibrate_cpu(cfg, f->model.batch, f->model.seq_len(cfg), f->microbatches, f->steps, f->seed,
+                                  std::cout);
+    write_file_atomic(user_path(f->out), calibration_to_json(c));
+    std::cout << fmt::format(
+        "per micro-batch of {}x{}: layer F {:.2f} ms, B {:.2f} ms (I {:.2f} + W {:.2f}); head F {:.2f} ms, B "
+        "{:.2f} ms; embedding F {:.2f} ms; stage overhead F {:.2f} ms\nwrote {}\n",
+        c.micro_batch, c.seq_len, 1e3 * c.layer.f, 1e3 * c.layer.b, 1e3 * c.layer.i, 1e3 * c.layer.w, 1e3 * c.head.f,
+        1e3 * c.head.b, 1e3 * c.embedding.f, 1e3 * c.stage.f, f->out);
+  });
+}
+
+namespace {
+
+struct CompareFlags {
+  ScheduleFlags sched;
+  ModelFlags model;
+  std::string device = "cpu", calibration, trace, svg, json;
+  uint64_t seed = 1;
+};
+
+}  // namespace
+
+void add_compare_command(CLI::App& app) {
+  auto f = std::make_shared<CompareFlags>();
+  f->sched.steps = 6;
+  auto* cmd = app.add_subcommand(
+      "compare", "Run a schedule for real and predict it with the simulator from a calibration made on a different "
+                 "run; print measured and predicted side by side with relative errors");
+  f->sched.add_to(cmd);
+  f->model.add_to(cmd);
+  cmd->add_option("--device", f->device, "cpu (cuda needs a CUDA build)")->capture_default_str();
+  cmd->add_option("--calibration", f->calibration, "Calibration file (default: calibrate now, on separate runs)");
+  cmd->add_option("--trace", f->trace, "Write both timelines to one Perfetto JSON file");
+  cmd->add_option("--svg", f->svg, "Draw both timelines, measured above predicted");
+  cmd->add_option("--json", f->json, "Write the comparison as JSON");
+  cmd->callback([f] {
+    check_device(f->device);
+    GptConfig cfg = f->model.config(true);
+    const int B = f->model.batch, T = f->model.seq_len(cfg);
+    Schedule s = make_schedule(f->sched.schedule, f->sched.params());
+    validate(s);
+    std::vector<StagePartition> part = f->model.stage_partition(cfg, s.stages());
+    Calibration cal = f->calibration.empty()
+                          ? calibrate_cpu(cfg, B, T, std::max(2, f->sched.microbatches), 3, f->seed, std::cout)
+                          : load_calibration(user_path(f->calibration));
+    if (cal.micro_batch != B || cal.seq_len != T)
+      throw UsageError(fmt::format("--calibration was measured at micro-batches of {}x{}, this run uses {}x{}",
+                                   cal.micro_batch, cal.seq_len, B, T));
+    std::cout << fmt::format("compare: running {} on {} stages ({} micro-batches x {} steps) for real...\n", s.name,
+                             s.stages(), s.spec.microbatches, s.spec.steps);
+    MeasuredRun run = measure(s, cfg, part, B, T, f->seed);
+    SimResult sim = simulate(s, cost_for_partition(cal, compositions(part)));
+    const Trace& mt = run.trace;
+    Trace pt = sim.trace;
+    pt.origin = "predicted";
+    TraceMetrics m = compute_metrics(mt), p = compute_metrics(pt);
+
+    std::cout << fmt::format("\n{:<24} {:>12} {:>12} {:>8}\n", "", "measured", "predicted", "error");
+    auto line = [](const std::string& name, double a, double b, const char* fmtstr) {
+      std::cout << fmt::format("{:<24} {:>12} {:>12} {:>8}\n", name, fmt::format(fmtstr, a), fmt::format(fmtstr, b),
+                               pct(rel(a, b)));
+    };
+    line("step time (s)", m.step_time, p.step_time, "{:.4f}");
+    line("throughput (tokens/s)", m.tokens_per_second, p.tokens_per_second, "{:.0f}");
+    line("makespan (s)", m.makespan, p.makespan, "{:.3f}");
+    std::cout << fmt::format("{:<24} {:>12} {:>12} {:>8}\n", "bubble (overall)", pct(m.bubble).substr(1),
+                             pct(p.bubble).substr(1), fmt::format("{:+.1f} pt", 100 * (p.bubble - m.bubble)));
+    std::cout << fmt::format("\n{:>6} {:>9} {:>9} {:>11} {:>11} {:>7} {:>10} {:>10}\n", "device", "bubble", "pred",
+                             "peak MiB", "pred", "error", "max drift", "pred");
+    for (int d = 0; d < s.devices(); ++d) {
+      const DeviceMetrics &md = m.devices[d], &pd = p.devices[d];
+      int mdrift = 0, pdrift = 0;
+      for (int st = 0; st < s.stages(); ++st)
+        if (s.stage_device[st] == d) {
+          mdrift = std::max(mdrift, m.stages[st].max_drift);
+          pdrift = std::max(pdrift, p.stages[st].max_drift);
+        }
+      std::cout << fmt::format("{:>6} {:>8.1f}% {:>8.1f}% {:>11.1f} {:>11.1f} {:>7} {:>10} {:>10}\n", d,
+                               100 * md.bubble, 100 * pd.bubble, md.peak_memory / 1048576.0,
+                               pd.peak_memory / 1048576.0, pct(rel(md.peak_memory, pd.peak_memory)), mdrift, pdrift);
+    }
+    if (!f->json.empty()) {
+      nlohmann::json j;
+      j["schedule"] = s.name;
+      j["stages"] = s.stages();
+      j["microbatches"] = s.spec.microbatches;
+      j["steps"] = s.spec.steps;
+      j["measured"] = {{"step_time", m.step_time}, {"tokens_per_s", m.tokens_per_second}, {"bubble", m.bubble},
+                       {"makespan", m.makespan}};
+      j["predicted"] = {{"step_time", p.step_time}, {"tokens_per_s", p.tokens_per_second}, {"bubble", p.bubble},
+                        {"makespan", p.makespan}};
+      for (int d = 0; d < s.devices(); ++d)
+        j["devices"].push_back({{"measured_bubble", m.devices[d].bubble}, {"predicted_bubble", p.devices[d].bubble},
+                                {"measured_peak_bytes", m.devices[d].peak_memory},
+                                {"predicted_peak_bytes", p.devices[d].peak_memory}});
+      for (int st = 0; st < s.stages(); ++st)
+        j["stage_drift"].push_back({{"measured_max", m.stages[st].max_drift}, {"predicted_max", p.stages[st].max_drift},
+                                    {"measured_mean", m.stages[st].mean_drift}, {"predicted_mean", p.stages[st].mean_drift}});
+      write_file_atomic(user_path(f->json), j.dump(1) + "\n");
+    }
+    if (!f->trace.empty()) write_file_atomic(user_path(f->trace), merged_chrome(mt, pt));
+    if (!f->svg.empty()) {
+      std::vector<SvgPanel> panels = {
+          {&mt, fmt::format("measured  {}  step {:.4f} s  bubble {:.1f}%", s.name, m.step_time, 100 * m.bubble)},
+          {&pt, fmt::format("predicted  {}  step {:.4f} s  bubble {:.1f}%", s.name, p.step_time, 100 * p.bubble)}};
+      write_file_atomic(user_path(f->svg), timeline_svg(panels));
+    }
+  });
+}
+
+}  // namespace paci::cli

@@ -1,0 +1,100 @@
+#include "cli/measure.h"
+
+#include <chrono>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "cli/common.h"
+#include "exec/runtime/measured_trace.h"
+
+namespace paci::cli {
+
+MeasuredRun measure(const Schedule& s, const GptConfig& model, const std::vector<StagePartition>& partition,
+                    int B, int T, uint64_t seed) {
+  RunConfig rc;
+  rc.model = model;
+  rc.partition = partition;
+  rc.seed = seed;
+  rc.adamw.total_steps = s.spec.total_microbatches() / s.accum;
+  SyntheticBatches data(B, T, model.vocab_size, seed);
+  PipelineRuntime rt(s, rc, data);
+  RunResult r = rt.run();
+  MeasuredRun out;
+  out.memory = r.memory;
+  out.trace = measured_trace(s, r.actions, r.memory, B, T);
+  return out;
+}
+
+Schedule calibration_schedule(int S, int M, int N) {
+  Schedule s;
+  s.name = "calibration";
+  s.spec = {1, S, M, N};
+  s.accum = M;
+  s.stage_device.assign(S, 0);
+  s.programs.resize(1);
+  auto& p = s.programs[0];
+  for (int m = 0; m < M * N; ++m) {
+    for (int st = 0; st < S; ++st) p.push_back(Fwd(st, m));
+    if (m % 2 == 0) {
+      for (int st = S - 1; st >= 0; --st) p.push_back(Bwd(st, m));
+    } else {
+      for (int st = S - 1; st >= 0; --st) p.push_back(BwdI(st, m));
+      for (int st = S - 1; st >= 0; --st) p.push_back(BwdW(st, m));
+    }
+    if ((m + 1) % M == 0)
+      for (int st = 0; st < S; ++st) p.push_back(Opt(st));
+  }
+  return s;
+}
+
+std::vector<StageComposition> compositions(const std::vector<StagePartition>& partition) {
+  std::vector<StageComposition> out;
+  for (const auto& p : partition) out.push_back({p.has_embedding, p.num_layers(), p.has_head});
+  return out;
+}
+
+Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, uint64_t seed, std::ostream& log) {
+  const int L = model.layers;
+  std::vector<std::vector<StagePartition>> parts = {partition_from_layers(model, {0, L, 0}),
+                                                    partition_from_layers(model, {L})};
+  std::vector<MeasuredRun> runs;
+  std::vector<CalibrationRun> fit_runs;
+  for (const auto& part : parts) {
+    const int S = static_cast<int>(part.size());
+    log << fmt::format("calibrate: measuring {} stage{} ({} micro-batches of {}x{}, {} steps)...\n", S,
+                       S > 1 ? "s: embedding | layers | head" : ": the whole model", M, B, T, N);
+    runs.push_back(measure(calibration_schedule(S, M, N), model, part, B, T, seed));
+  }
+  for (size_t k = 0; k < parts.size(); ++k) {
+    CalibrationRun r;
+    r.trace = &runs[k].trace;
+    r.stages = compositions(parts[k]);
+    for (const StageMemory& m : runs[k].memory)
+      r.sizes.push_back({static_cast<double>(m.slot_bytes), static_cast<double>(m.param_bytes) / sizeof(float)});
+    fit_runs.push_back(r);
+  }
+  Calibration c;
+  try {
+    c = fit_calibration(fit_runs);
+  } catch (const CalibrationError& e) {
+    throw RunError(e.what());
+  }
+  // In-process transfers are one copy of the message; time it.
+  const size_t n = static_cast<size_t>(B) * T * model.channels;
+  std::vector<float> a(n, 1.0f), b(n);
+  const int reps = 50;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < reps; ++r) {
+    std::memcpy(b.data(), a.data(), n * sizeof(float));
+    a[r % n] = b[(r * 7) % n];
+  }
+  const double per = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+  c.boundary_bytes = static_cast<double>(n * sizeof(float));
+  c.bandwidth = c.boundary_bytes / std::max(per, 1e-9);
+  c.latency = 0;
+  c.source = fmt::format("cpu executor, {}, B={} T={}, {}", describe(model), B, T, "threads");
+  return c;
+}
+
+}  // namespace paci::cli

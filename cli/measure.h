@@ -1,0 +1,36 @@
+// Measured runs for `paci calibrate` and `paci compare`: the executor runs a schedule on
+// synthetic tokens (timing does not depend on their values) and returns its trace.
+#pragma once
+
+#include <ostream>
+#include <vector>
+
+#include "exec/model/config.h"
+#include "exec/model/partition.h"
+#include "exec/runtime/runtime.h"
+#include "schedules/ir.h"
+#include "schedules/trace/trace.h"
+#include "sim/calibrate/calibration.h"
+
+namespace paci::cli {
+
+struct MeasuredRun {
+  Trace trace;
+  std::vector<StageMemory> memory;
+};
+
+MeasuredRun measure(const Schedule& s, const GptConfig& model, const std::vector<StagePartition>& partition,
+                    int B, int T, uint64_t seed);
+
+// One device running S stages in turn, every micro-batch through all of them: forwards, then
+// the backward whole (even micro-batches) or split into I and W (odd ones), an OPT per stage
+// after every M micro-batches. Nothing overlaps, so each action's time is its own.
+Schedule calibration_schedule(int stages, int M, int N);
+
+std::vector<StageComposition> compositions(const std::vector<StagePartition>& partition);
+
+// Two runs on this machine (layers 0,L,0 on three stages, and all layers on one stage), fitted
+// into per-piece costs; transfer bandwidth from timing a copy of one activation message.
+Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, uint64_t seed, std::ostream& log);
+
+}  // namespace paci::cli

@@ -1,0 +1,73 @@
+// Calibration: per-layer costs of a model on one machine, measured from an executor trace,
+// from which a cost model for any partition (P stages) and any schedule (M, N) follows.
+//
+// A stage is a composition of pieces: what every stage has (receiving its input, keeping a
+// copy, sending its output), the embedding (first stage), some transformer layers, the head
+// (final LayerNorm, LM head and loss; last stage). Durations and sizes add up over the pieces
+// a stage holds, so the costs of each piece, fitted from runs whose stages hold different
+// compositions, predict any other partition of the same model.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "schedules/trace/trace.h"
+#include "sim/cost.h"
+
+namespace paci {
+
+struct StageComposition {
+  bool embedding = false;
+  int layers = 0;
+  bool head = false;
+};
+
+// Costs of one piece for one micro-batch (seconds, bytes).
+struct PieceCost {
+  double f = 0, b = 0, i = 0, w = 0;
+  double activation_bytes = 0;
+  double params = 0;  // parameter count
+};
+
+struct Calibration {
+  std::string source;          // what was measured: device, model, date
+  int micro_batch = 1, seq_len = 1;
+  double boundary_bytes = 0;   // activation (and gradient) message between stages
+  PieceCost stage, embedding, layer, head;  // stage: what every stage pays once
+  double opt_seconds_per_param = 0;
+  double latency = 0, bandwidth = 0;  // transfers between stages
+  double bytes_per_param = 4;         // weights; gradients the same; AdamW state twice that
+};
+
+class CalibrationError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+// Fits the piece costs from measured runs: the median F, B, I, W of every stage of every
+// run (a stage without an action kind is skipped for that kind), then per kind a
+// least-squares fit of  cost = stage + [embedding] + layers x layer + [head]  over all
+// stages of all runs. The compositions must separate the four pieces (e.g. one run with
+// layers 0,L,0 and one with all layers on one stage); otherwise throws CalibrationError.
+// OPT: seconds per parameter, fitted over stages. Sizes per stage (activation bytes,
+// parameters) come from the caller, who knows the model, and are fitted the same way.
+struct StageSizes {
+  double activation_bytes = 0, params = 0;
+};
+struct CalibrationRun {
+  const Trace* trace = nullptr;
+  std::vector<StageComposition> stages;
+  std::vector<StageSizes> sizes;
+};
+Calibration fit_calibration(const std::vector<CalibrationRun>& runs);
+
+// The cost model of a partition, for the simulator.
+CostModel cost_for_partition(const Calibration& c, const std::vector<StageComposition>& stages);
+
+// JSON file, format "paci-calibration" version 1. Errors name the file and field.
+std::string calibration_to_json(const Calibration& c);
+Calibration calibration_from_json(std::string_view text, const std::string& source);
+
+}  // namespace paci
