@@ -1,0 +1,123 @@
+// Calibration: a synthetic trace with known per-piece durations is recovered exactly; the
+// calibration read back from JSON predicts the same as the one written; the calibration
+// schedule validates.
+#include <cmath>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "schedules/gen/generators.h"
+#include "schedules/validate.h"
+#include "sim/calibrate/calibration.h"
+#include "sim/simulator.h"
+
+namespace paci {
+namespace {
+
+// Durations per piece and kind (seconds): the truth the fit must recover.
+struct Truth {
+  double stage[4] = {0.001, 0.002, 0.0015, 0.0005};  // F, B, I, W
+  double emb[4] = {0.0005, 0.0004, 0.0003, 0.0001};
+  double layer[4] = {0.010, 0.020, 0.012, 0.008};
+  double head[4] = {0.030, 0.050, 0.030, 0.020};
+  double cost(const StageComposition& s, int k) const {
+    return stage[k] + (s.embedding ? emb[k] : 0) + s.layers * layer[k] + (s.head ? head[k] : 0);
+  }
+};
+
+// A trace of one device running the given stages: every (stage, kind) appears a few times
+// with the true duration (and the median must ignore one outlier each).
+Trace synthetic_trace(const std::vector<StageComposition>& comp, const Truth& truth) {
+  Trace t;
+  const int S = static_cast<int>(comp.size());
+  t.spec = {1, S, 4, 1};
+  t.stage_device.assign(S, 0);
+  t.static_memory.resize(1);
+  t.samples_per_microbatch = 2;
+  t.tokens_per_microbatch = 32;
+  double now = 0;
+  const ActionKind kinds[4] = {ActionKind::F, ActionKind::B, ActionKind::I, ActionKind::W};
+  for (int s = 0; s < S; ++s)
+    for (int k = 0; k < 4; ++k)
+      for (int rep = 0; rep < 5; ++rep) {
+        TraceAction a;
+        a.action = {kinds[k], s, rep};
+        a.start = now;
+        double d = truth.cost(comp[s], k) * (rep == 4 ? 3.0 : 1.0);  // one outlier
+        a.end = now + d;
+        now = a.end;
+        t.actions.push_back(a);
+      }
+  return t;
+}
+
+TEST(Calibration, RecoversKnownPieceDurations) {
+  Truth truth;
+  std::vector<StageComposition> three = {{true, 0, false}, {false, 4, false}, {false, 0, true}};
+  std::vector<StageComposition> one = {{true, 4, true}};
+  Trace a = synthetic_trace(three, truth), b = synthetic_trace(one, truth);
+  std::vector<StageSizes> sa = {{100, 10}, {1000, 400}, {300, 50}}, sb = {{1300, 460}};
+  Calibration c = fit_calibration({{&a, three, sa}, {&b, one, sb}});
+  const PieceCost* got[4] = {&c.stage, &c.embedding, &c.layer, &c.head};
+  const double* want[4] = {truth.stage, truth.emb, truth.layer, truth.head};
+  double PieceCost::*field[4] = {&PieceCost::f, &PieceCost::b, &PieceCost::i, &PieceCost::w};
+  // Exact linear algebra on exact medians: only rounding error (1e-12 s) is allowed.
+  for (int p = 0; p < 4; ++p)
+    for (int k = 0; k < 4; ++k) EXPECT_NEAR(got[p]->*field[k], want[p][k], 1e-12) << "piece " << p << " kind " << k;
+  EXPECT_EQ(c.micro_batch, 2);
+  EXPECT_EQ(c.seq_len, 16);
+  // Sizes: stage 0 = s + e, stage 1 = s + 4l, stage 2 = s + h, one stage = s + e + 4l + h.
+  // 100 = s+e, 1000 = s+4l, 300 = s+h, 1300 = s+e+4l+h  =>  s = 50, e = 50, l = 237.5, h = 250.
+  EXPECT_NEAR(c.stage.activation_bytes, 50, 1e-9);
+  EXPECT_NEAR(c.layer.activation_bytes, 237.5, 1e-9);
+  // The cost model of another partition is the sum of its pieces.
+  CostModel m = cost_for_partition(c, {{true, 2, false}, {false, 2, true}});
+  EXPECT_NEAR(m.stages[0].f, truth.cost({true, 2, false}, 0), 1e-12);
+  EXPECT_NEAR(m.stages[1].b, truth.cost({false, 2, true}, 1), 1e-12);
+}
+
+TEST(Calibration, StagesThatDoNotSeparateThePiecesAreRefused) {
+  Truth truth;
+  std::vector<StageComposition> two = {{true, 2, false}, {false, 2, true}};
+  Trace a = synthetic_trace(two, truth);
+  try {
+    fit_calibration({{&a, two, {{1, 1}, {1, 1}}}});
+    FAIL() << "accepted";
+  } catch (const CalibrationError& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("do not separate"));
+  }
+}
+
+TEST(Calibration, JsonRoundTripPredictsTheSame) {
+  Truth truth;
+  std::vector<StageComposition> three = {{true, 0, false}, {false, 3, false}, {false, 0, true}};
+  std::vector<StageComposition> one = {{true, 3, true}};
+  Trace a = synthetic_trace(three, truth), b = synthetic_trace(one, truth);
+  Calibration c = fit_calibration({{&a, three, {{1, 1}, {9, 8}, {3, 2}}}, {&b, one, {{12, 10}}}});
+  c.latency = 1e-5;
+  c.bandwidth = 1e10;
+  c.boundary_bytes = 4096;
+  Calibration back = calibration_from_json(calibration_to_json(c), "mem.json");
+  Schedule s = gen_1f1b(2, 4, 3);
+  std::vector<StageComposition> part = {{true, 1, false}, {false, 2, true}};
+  SimResult x = simulate(s, cost_for_partition(c, part)), y = simulate(s, cost_for_partition(back, part));
+  ASSERT_EQ(x.trace.actions.size(), y.trace.actions.size());
+  for (size_t i = 0; i < x.trace.actions.size(); ++i) {
+    EXPECT_DOUBLE_EQ(x.trace.actions[i].start, y.trace.actions[i].start);
+    EXPECT_DOUBLE_EQ(x.trace.actions[i].end, y.trace.actions[i].end);
+  }
+}
+
+TEST(Calibration, MalformedFilesGiveClearErrors) {
+  EXPECT_THROW(calibration_from_json("{", "c.json"), CalibrationError);
+  EXPECT_THROW(calibration_from_json("{\"format\":\"paci-cost\"}", "c.json"), CalibrationError);
+  try {
+    calibration_from_json("{\"format\":\"paci-calibration\",\"version\":1,\"micro_batch\":-1}", "c.json");
+    FAIL();
+  } catch (const CalibrationError& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("c.json: \"micro_batch\" must be finite and >= 0"));
+  }
+}
+
+}  // namespace
+}  // namespace paci

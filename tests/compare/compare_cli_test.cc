@@ -1,0 +1,88 @@
+// `paci calibrate` and `paci compare` end to end on a small model: files are written, the
+// printed errors are the relative errors of the JSON numbers, drift matches exactly and the
+// memory prediction is exact (the same byte counts enter both sides).
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "schedules/trace/chrome.h"
+
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+int run(const std::string& args, std::string* out) {
+  const std::string log = ::testing::TempDir() + "/c.log";
+  std::string paci = fmt::format("{}/{}/cli/paci", std::getenv("TEST_SRCDIR"), std::getenv("TEST_WORKSPACE"));
+  int status = std::system(fmt::format("{} {} >{} 2>&1", paci, args, log).c_str());
+  *out = slurp(log);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+const std::string kModel = "--model tiny --vocab 512 --layers 3 --seq 32 --batch 2";
+
+TEST(CompareCli, CalibrateThenCompare) {
+  const std::string dir = ::testing::TempDir();
+  std::string out;
+  ASSERT_EQ(run(fmt::format("calibrate {} --out {}/cal.json", kModel, dir), &out), 0) << out;
+  nlohmann::json cal = nlohmann::json::parse(slurp(dir + "/cal.json"));
+  EXPECT_EQ(cal["format"], "paci-calibration");
+  EXPECT_GT(cal["layer"]["f"].get<double>(), 0);
+  ASSERT_EQ(run(fmt::format("compare --schedule paci --stages 2 --microbatches 4 --steps 6 --accum 2 {} "
+                            "--calibration {}/cal.json --json {}/c.json --trace {}/c.trace.json --svg {}/c.svg",
+                            kModel, dir, dir, dir, dir),
+                &out),
+            0)
+      << out;
+  nlohmann::json c = nlohmann::json::parse(slurp(dir + "/c.json"));
+  const double m = c["measured"]["step_time"], p = c["predicted"]["step_time"];
+  ASSERT_GT(m, 0);
+  ASSERT_GT(p, 0);
+  // The printed step-time error is (predicted - measured) / measured, to the printed 0.1%.
+  std::smatch sm;
+  ASSERT_TRUE(std::regex_search(out, sm, std::regex(R"(step time \(s\)\s+\S+\s+\S+\s+([+-][0-9.]+)%)"))) << out;
+  EXPECT_NEAR(std::stod(sm[1]), 100 * (p - m) / m, 0.051);
+  for (const auto& d : c["devices"])
+    EXPECT_NEAR(d["predicted_peak_bytes"].get<double>(), d["measured_peak_bytes"].get<double>(),
+                1e-9 * d["measured_peak_bytes"].get<double>());
+  for (const auto& s : c["stage_drift"]) {
+    EXPECT_EQ(s["measured_max"], s["predicted_max"]);
+    EXPECT_DOUBLE_EQ(s["measured_mean"].get<double>(), s["predicted_mean"].get<double>());
+  }
+  EXPECT_THAT(slurp(dir + "/c.svg"), HasSubstr("<svg"));
+  nlohmann::json tr = nlohmann::json::parse(slurp(dir + "/c.trace.json"));
+  bool measured = false, predicted = false;
+  for (const auto& e : tr["traceEvents"])
+    if (e.value("name", "") == "process_name") {
+      std::string n = e["args"]["name"];
+      measured |= n.rfind("measured", 0) == 0;
+      predicted |= n.rfind("predicted", 0) == 0;
+    }
+  EXPECT_TRUE(measured && predicted);
+}
+
+TEST(CompareCli, BadInputsAreClearErrors) {
+  std::string out;
+  EXPECT_EQ(run("compare --device tpu " + kModel, &out), 2);
+  EXPECT_THAT(out, HasSubstr("--device must be cpu or cuda"));
+  const std::string bad = ::testing::TempDir() + "/bad.json";
+  std::ofstream(bad) << "{\"format\": \"paci-calibration\", \"version\": 7}";
+  EXPECT_EQ(run(fmt::format("compare {} --calibration {}", kModel, bad), &out), 2);
+  EXPECT_THAT(out, HasSubstr("calibration version 7 is not supported"));
+}
+
+}  // namespace
