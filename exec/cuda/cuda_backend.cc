@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cmath>
+#include <cstdio>
 #include <mutex>
 #include <stdexcept>
 #include <unordered_map>
@@ -13,6 +14,7 @@
 
 #include "exec/cuda/check.h"
 #include "exec/cuda/gemm_plan.h"
+#include "exec/cuda/green_context.h"
 #include "exec/cuda/kernels.h"
 #include "exec/cuda/launch_config.h"
 
@@ -79,6 +81,7 @@ struct CudaBackend::Impl {
 
   mutable std::mutex mu;
   std::unordered_map<void*, size_t> user;  // alloc() pointers and their sizes
+  std::string deferred_error;              // from free(), thrown at the next sync point
   CudaMemoryStats stats;
 
   void count_alloc(size_t bytes, bool is_user) {
@@ -154,6 +157,14 @@ struct CudaBackend::Impl {
 
   // After a stream sync: turn kernel-side range errors into exceptions (and clear them).
   void check_errors() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!deferred_error.empty()) {
+        const std::string e = deferred_error;
+        deferred_error.clear();
+        throw std::runtime_error(e);
+      }
+    }
     int h[kErrWords] = {0, 0};
     PACI_CUDA_CHECK(cudaMemcpyAsync(h, err, sizeof(h), cudaMemcpyDeviceToHost, stream));
     PACI_CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -198,7 +209,7 @@ CudaDeviceInfo CudaBackend::device_info(int device) {
 CudaBackend::CudaBackend(const CudaBackendOptions& options) : impl_(new Impl) {
   Impl& m = *impl_;
   m.opt = options;
-  PACI_CUDA_CHECK(cudaSetDevice(options.device));
+  bind_thread();
   if (options.external_stream) {
     m.stream = static_cast<cudaStream_t>(options.external_stream);
   } else {
@@ -216,7 +227,7 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options) : impl_(new Impl) {
     m.count_alloc(options.cublas_workspace_bytes, false);
     PACI_CUBLAS_CHECK(cublasSetWorkspace(m.blas, m.blas_ws, options.cublas_workspace_bytes));
   }
-  PACI_CUDA_CHECK(cudaMalloc(&m.err, kErrWords * sizeof(int)));
+  PACI_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&m.err), kErrWords * sizeof(int)));
   m.count_alloc(kErrWords * sizeof(int), false);
   PACI_CUDA_CHECK(cudaMemsetAsync(m.err, 0, kErrWords * sizeof(int), m.stream));
   PACI_CUDA_CHECK(cudaStreamSynchronize(m.stream));
@@ -225,6 +236,10 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options) : impl_(new Impl) {
 CudaBackend::~CudaBackend() {
   // No throwing from a destructor: best effort, errors ignored.
   Impl& m = *impl_;
+  try {
+    bind_thread();  // free in the context the buffers and handles were made in
+  } catch (...) {
+  }
   if (m.stream) (void)cudaStreamSynchronize(m.stream);
   if (m.blas) (void)cublasDestroy(m.blas);
   if (m.blas_ws) (void)cudaFree(m.blas_ws);
@@ -248,9 +263,15 @@ void CudaBackend::reset_peak() {
 }
 void* CudaBackend::stream() const { return impl_->stream; }
 
+void CudaBackend::bind_thread() const {
+  PACI_CUDA_CHECK(cudaSetDevice(impl_->opt.device));
+  if (impl_->opt.cu_context) set_current_context(impl_->opt.cu_context);
+}
+
 // ---- memory ----
 void* CudaBackend::alloc(size_t bytes) {
   Impl& m = *impl_;
+  bind_thread();  // alloc/free are rare and synchronous: safe from any thread
   const size_t sz = align256(bytes == 0 ? 1 : bytes);
   void* p = nullptr;
   PACI_CUDA_CHECK(cudaMalloc(&p, sz));
@@ -265,22 +286,31 @@ void* CudaBackend::alloc(size_t bytes) {
   return p;
 }
 
+// Never throws (StageModel and other owners free from destructors): an error is printed and
+// thrown by the next to_host()/synchronize() instead.
 void CudaBackend::free(void* p) {
   if (!p) return;
   Impl& m = *impl_;
-  size_t sz = 0;
-  {
-    std::lock_guard<std::mutex> lock(m.mu);
-    auto it = m.user.find(p);
-    if (it == m.user.end()) {
-      throw std::invalid_argument("CudaBackend::free: pointer was not allocated by this backend");
+  try {
+    size_t sz = 0;
+    {
+      std::lock_guard<std::mutex> lock(m.mu);
+      auto it = m.user.find(p);
+      if (it == m.user.end()) {
+        throw std::invalid_argument("CudaBackend::free: pointer was not allocated by this backend");
+      }
+      sz = it->second;
+      m.user.erase(it);
     }
-    sz = it->second;
-    m.user.erase(it);
+    bind_thread();
+    PACI_CUDA_CHECK(cudaStreamSynchronize(m.stream));
+    PACI_CUDA_CHECK(cudaFree(p));
+    m.count_free(sz, true);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "CudaBackend::free: %s\n", e.what());
+    std::lock_guard<std::mutex> lock(m.mu);
+    if (m.deferred_error.empty()) m.deferred_error = e.what();
   }
-  PACI_CUDA_CHECK(cudaStreamSynchronize(m.stream));
-  PACI_CUDA_CHECK(cudaFree(p));
-  m.count_free(sz, true);
 }
 
 void CudaBackend::zero(void* p, size_t bytes) {

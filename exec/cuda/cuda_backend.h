@@ -59,9 +59,13 @@ struct CudaBackendOptions {
   bool deterministic = true;
   bool debug_sync = false;
   size_t cublas_workspace_bytes = 32u << 20;  // 32 MiB (cuBLAS's recommendation for Hopper)
-  // Optional: run on a stream the caller owns (e.g. one made in a green context); the backend
-  // then does not create or destroy a stream. A cudaStream_t passed as void*.
+  // Optional: run on a stream the caller owns; the backend then does not create or destroy
+  // a stream. A cudaStream_t passed as void*.
   void* external_stream = nullptr;
+  // Optional: a CUcontext (e.g. GreenContexts::context(s), green_context.h) made current while
+  // the backend creates its stream, cuBLAS handle and buffers, so its kernels run on that
+  // context's SMs only. See bind_thread().
+  void* cu_context = nullptr;
 };
 
 struct CudaMemoryStats {
@@ -96,6 +100,10 @@ class CudaBackend final : public Backend {
   CudaMemoryStats memory() const;
   void reset_peak();
   void* stream() const;  // the cudaStream_t
+  // Makes this backend's device (and cu_context, if any) current for the calling thread. The
+  // constructor binds the constructing thread; a thread that drives the backend afterwards
+  // (or one that drove another backend in between) calls this first.
+  void bind_thread() const;
 
   void* alloc(size_t bytes) override;
   void free(void* p) override;

@@ -9,6 +9,7 @@
 
 #include <cmath>
 
+#include "exec/cuda/kernel_math.h"
 #include "exec/cuda/kernels.h"
 #include "exec/cuda/launch_config.h"
 
@@ -67,8 +68,23 @@ __device__ __forceinline__ float load(const float* p, size_t i) { return p[i]; }
 __device__ __forceinline__ float load(const bf16* p, size_t i) { return __bfloat162float(p[i]); }
 
 // ---- casts, bias ----
+// VEC: 16-byte loads, two bf16x2 stores per thread-step (src 16-, dst 8-byte aligned).
+template <bool VEC>
 __global__ void cast_bf16_kernel(bf16* dst, const float* src, size_t n) {
-  for (size_t i = global_tid(); i < n; i += grid_stride()) dst[i] = __float2bfloat16_rn(src[i]);
+  size_t start = 0;
+  if (VEC) {
+    const size_t n4 = n / 4;
+    __nv_bfloat162* d2 = reinterpret_cast<__nv_bfloat162*>(dst);
+    for (size_t i = global_tid(); i < n4; i += grid_stride()) {
+      const float4 v = reinterpret_cast<const float4*>(src)[i];
+      d2[2 * i] = __floats2bfloat162_rn(v.x, v.y);
+      d2[2 * i + 1] = __floats2bfloat162_rn(v.z, v.w);
+    }
+    start = n4 * 4;
+  }
+  for (size_t i = start + global_tid(); i < n; i += grid_stride()) {
+    dst[i] = __float2bfloat16_rn(src[i]);
+  }
 }
 
 __global__ void fill_bias_kernel(float* out, const float* bias, int OC) {
@@ -176,17 +192,7 @@ __global__ void layernorm_backward_input_kernel(float* din, const float* dout, c
 }
 
 // ---- elementwise ----
-__device__ __forceinline__ float gelu_f(float x) {
-  const float k = 0.7978845608028654f, c = 0.044715f;
-  return 0.5f * x * (1.f + tanhf(k * (x + c * x * x * x)));
-}
-__device__ __forceinline__ float gelu_grad(float x) {
-  const float k = 0.7978845608028654f, c = 0.044715f;
-  const float u = k * (x + c * x * x * x);
-  const float th = tanhf(u);
-  const float sech2 = 1.f - th * th;
-  return 0.5f * (1.f + th) + 0.5f * x * sech2 * k * (1.f + 3.f * c * x * x);
-}
+__device__ __forceinline__ float gelu_f(float x) { return gelu(x); }
 
 // VEC: float4 body over n/4 (all pointers 16-byte aligned), scalar tail.
 template <bool VEC>
@@ -245,14 +251,11 @@ __global__ void adamw_kernel(float* params, const float* grads, float* m, float*
                              float lr, float b1, float b2, float c1, float c2, float eps,
                              float wd) {
   for (size_t i = global_tid(); i < n; i += grid_stride()) {
-    const float g = grads[i];
-    const float mi = b1 * m[i] + (1.f - b1) * g;
-    const float vi = b2 * v[i] + (1.f - b2) * g * g;
+    float p = params[i], mi = m[i], vi = v[i];
+    adamw_step(p, grads[i], mi, vi, lr, b1, b2, c1, c2, eps, wd);
     m[i] = mi;
     v[i] = vi;
-    const float mhat = mi * c1, vhat = vi * c2;
-    const float p = params[i];
-    params[i] = p - lr * (mhat / (sqrtf(vhat) + eps) + wd * p);
+    params[i] = p;
   }
 }
 
@@ -289,12 +292,9 @@ __global__ void embedding_dwte_sorted_kernel(float* dwte, const float* dout,
   const int c = blockIdx.y * blockDim.x + threadIdx.x;
   if (c >= C || err[kErrToken] != 0) return;
   const unsigned tok = keys[p];
-  if (tok >= static_cast<unsigned>(V)) return;
-  if (p > 0 && keys[p - 1] == tok) return;
+  if (tok >= static_cast<unsigned>(V) || !is_run_start(keys, p)) return;
   float* e = dwte + static_cast<size_t>(tok) * C + c;
-  float acc = *e;
-  for (int q = p; q < N && keys[q] == tok; ++q) acc += dout[static_cast<size_t>(rows[q]) * C + c];
-  *e = acc;
+  *e = sum_run(*e, keys, rows, dout, p, N, C, c);
 }
 
 __global__ void embedding_dwte_atomic_kernel(float* dwte, const float* dout, const int* tokens,
@@ -320,18 +320,6 @@ __global__ void embedding_dwpe_kernel(float* dwpe, const float* dout, int B, int
 }
 
 // ---- softmax + cross-entropy (one block per row) ----
-__device__ __forceinline__ void online_combine(float& m, float& s, float m2, float s2) {
-  if (m2 == -INFINITY) return;
-  if (m == -INFINITY) {
-    m = m2;
-    s = s2;
-    return;
-  }
-  const float M = fmaxf(m, m2);
-  s = s * expf(m - M) + s2 * expf(m2 - M);
-  m = M;
-}
-
 __global__ void softmax_xent_forward_kernel(float* losses, float* probs, const float* logits,
                                             const int* targets, int V, int* err) {
   extern __shared__ float red[];  // [warps][2]
@@ -343,19 +331,11 @@ __global__ void softmax_xent_forward_kernel(float* losses, float* probs, const f
   const bool bad = y < 0 || y >= V;
   if (threadIdx.x == 0) zy_s = bad ? 0.f : z[y];  // read before probs (may alias) is written
   float m = -INFINITY, s = 0.f;
-  for (int i = threadIdx.x; i < V; i += blockDim.x) {
-    const float x = z[i];
-    if (x > m) {
-      s = (m == -INFINITY ? 0.f : s * expf(m - x)) + 1.f;
-      m = x;
-    } else {
-      s += expf(x - m);
-    }
-  }
+  for (int i = threadIdx.x; i < V; i += blockDim.x) online_update(m, s, z[i]);
   for (int o = 16; o > 0; o >>= 1) {
     const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
     const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
-    online_combine(m, s, m2, s2);
+    online_merge(m, s, m2, s2);
   }
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
   if (lane == 0) {
@@ -365,7 +345,7 @@ __global__ void softmax_xent_forward_kernel(float* losses, float* probs, const f
   __syncthreads();
   if (threadIdx.x == 0) {
     float M = red[0], S = red[1];
-    for (int k = 1; k < warps; ++k) online_combine(M, S, red[2 * k], red[2 * k + 1]);
+    for (int k = 1; k < warps; ++k) online_merge(M, S, red[2 * k], red[2 * k + 1]);
     M_s = M;
     S_s = S;
     if (bad) {
@@ -390,33 +370,25 @@ __global__ void softmax_xent_backward_kernel(float* dlogits, const float* probs,
 }
 
 // ---- attention helpers ----
-template <typename T>
+// Index type I: 32-bit when the tensor has < 2^32 elements (64-bit division is slow on GPUs).
+template <typename T, typename I>
 __global__ void to_heads_kernel(T* dst, const float* src, int64_t src_stride, int T_, int C,
-                                int NH, size_t n) {
-  const int hs = C / NH;
-  for (size_t idx = global_tid(); idx < n; idx += grid_stride()) {
-    const int i = static_cast<int>(idx % hs);
-    const size_t rest = idx / hs;
-    const int t = static_cast<int>(rest % T_);
-    const size_t bh = rest / T_;
-    const int h = static_cast<int>(bh % NH);
-    const size_t b = bh / NH;
-    store(dst, idx, src[(b * T_ + t) * src_stride + static_cast<size_t>(h) * hs + i]);
+                                int NH, I n) {
+  const I hs = static_cast<I>(C / NH), TT = static_cast<I>(T_), nh = static_cast<I>(NH);
+  const I stride = static_cast<I>(gridDim.x) * blockDim.x;
+  for (I idx = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; idx < n; idx += stride) {
+    const HeadIndex<I> x = head_index(idx, hs, TT, nh);
+    store(dst, idx, src[token_major_offset(x, hs, TT, src_stride)]);
   }
 }
 
-template <bool ACC>
+template <bool ACC, typename I>
 __global__ void from_heads_kernel(float* dst, int64_t dst_stride, const float* src, int T_, int C,
-                                  int NH, size_t n) {
-  const int hs = C / NH;
-  for (size_t idx = global_tid(); idx < n; idx += grid_stride()) {
-    const int i = static_cast<int>(idx % hs);
-    const size_t rest = idx / hs;
-    const int t = static_cast<int>(rest % T_);
-    const size_t bh = rest / T_;
-    const int h = static_cast<int>(bh % NH);
-    const size_t b = bh / NH;
-    float* d = dst + (b * T_ + t) * dst_stride + static_cast<size_t>(h) * hs + i;
+                                  int NH, I n) {
+  const I hs = static_cast<I>(C / NH), TT = static_cast<I>(T_), nh = static_cast<I>(NH);
+  const I stride = static_cast<I>(gridDim.x) * blockDim.x;
+  for (I idx = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; idx < n; idx += stride) {
+    float* d = dst + token_major_offset(head_index(idx, hs, TT, nh), hs, TT, dst_stride);
     if (ACC) {
       *d += src[idx];
     } else {
@@ -459,12 +431,6 @@ __global__ void causal_softmax_backward_kernel(PT* dS, const PT* P, const float*
   }
 }
 
-int bits_for(int V) {
-  int b = 1;
-  while (b < 32 && (1u << b) < static_cast<unsigned>(V)) ++b;
-  return b;
-}
-
 size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
 }  // namespace
@@ -473,7 +439,12 @@ size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
 cudaError_t launch_cast_to_bf16(void* dst, const float* src, size_t n, cudaStream_t s) {
   if (n == 0) return cudaSuccess;
-  PACI_LAUNCH(elementwise_config(n), cast_bf16_kernel, s, static_cast<bf16*>(dst), src, n);
+  if (aligned16(src) && (reinterpret_cast<uintptr_t>(dst) & 7u) == 0) {
+    PACI_LAUNCH(elementwise_config(n, 4), cast_bf16_kernel<true>, s, static_cast<bf16*>(dst), src,
+                n);
+  } else {
+    PACI_LAUNCH(elementwise_config(n), cast_bf16_kernel<false>, s, static_cast<bf16*>(dst), src, n);
+  }
   return cudaGetLastError();
 }
 
@@ -596,7 +567,7 @@ cudaError_t launch_embedding_backward(float* dwte, float* dwpe, const float* dou
     PACI_LAUNCH(elementwise_config(N), iota_kernel, s, rows_in, N);
     cudaError_t e = cub::DeviceRadixSort::SortPairs(
         temp, temp_bytes, reinterpret_cast<const unsigned*>(tokens), keys_out, rows_in, rows_out,
-        N, 0, bits_for(V), s);
+        N, 0, sort_key_bits(V), s);
     if (e != cudaSuccess) return e;
     PACI_LAUNCH(rows_by_col_tiles_config(N, C), embedding_dwte_sorted_kernel, s, dwte, dout,
                 keys_out, rows_out, N, C, V, err);
@@ -642,12 +613,25 @@ cudaError_t launch_to_heads(void* dst, bool bf16_out, const float* src, int64_t 
                             int T, int C, int NH, cudaStream_t s) {
   const size_t n = static_cast<size_t>(B) * T * C;
   if (n == 0) return cudaSuccess;
+  const LaunchConfig lc = elementwise_config(n);
+  // The grid-stride index must not overflow I: idx < n + grid·block <= 2^32 for 32-bit.
+  const bool small = n + static_cast<size_t>(lc.threads()) < (size_t{1} << 32);
   if (bf16_out) {
-    PACI_LAUNCH(elementwise_config(n), to_heads_kernel<bf16>, s, static_cast<bf16*>(dst), src,
-                src_stride, T, C, NH, n);
+    if (small) {
+      PACI_LAUNCH(lc, (to_heads_kernel<bf16, unsigned>), s, static_cast<bf16*>(dst), src,
+                  src_stride, T, C, NH, static_cast<unsigned>(n));
+    } else {
+      PACI_LAUNCH(lc, (to_heads_kernel<bf16, size_t>), s, static_cast<bf16*>(dst), src, src_stride,
+                  T, C, NH, n);
+    }
   } else {
-    PACI_LAUNCH(elementwise_config(n), to_heads_kernel<float>, s, static_cast<float*>(dst), src,
-                src_stride, T, C, NH, n);
+    if (small) {
+      PACI_LAUNCH(lc, (to_heads_kernel<float, unsigned>), s, static_cast<float*>(dst), src,
+                  src_stride, T, C, NH, static_cast<unsigned>(n));
+    } else {
+      PACI_LAUNCH(lc, (to_heads_kernel<float, size_t>), s, static_cast<float*>(dst), src,
+                  src_stride, T, C, NH, n);
+    }
   }
   return cudaGetLastError();
 }
@@ -656,12 +640,22 @@ cudaError_t launch_from_heads(float* dst, int64_t dst_stride, const float* src, 
                               int C, int NH, bool accumulate, cudaStream_t s) {
   const size_t n = static_cast<size_t>(B) * T * C;
   if (n == 0) return cudaSuccess;
+  const LaunchConfig lc = elementwise_config(n);
+  const bool small = n + static_cast<size_t>(lc.threads()) < (size_t{1} << 32);
   if (accumulate) {
-    PACI_LAUNCH(elementwise_config(n), from_heads_kernel<true>, s, dst, dst_stride, src, T, C, NH,
-                n);
+    if (small) {
+      PACI_LAUNCH(lc, (from_heads_kernel<true, unsigned>), s, dst, dst_stride, src, T, C, NH,
+                  static_cast<unsigned>(n));
+    } else {
+      PACI_LAUNCH(lc, (from_heads_kernel<true, size_t>), s, dst, dst_stride, src, T, C, NH, n);
+    }
   } else {
-    PACI_LAUNCH(elementwise_config(n), from_heads_kernel<false>, s, dst, dst_stride, src, T, C,
-                NH, n);
+    if (small) {
+      PACI_LAUNCH(lc, (from_heads_kernel<false, unsigned>), s, dst, dst_stride, src, T, C, NH,
+                  static_cast<unsigned>(n));
+    } else {
+      PACI_LAUNCH(lc, (from_heads_kernel<false, size_t>), s, dst, dst_stride, src, T, C, NH, n);
+    }
   }
   return cudaGetLastError();
 }

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The GPU check for a lent machine (one call, <= 6 minutes: memcheck 2 x <= 75 s, self-test
+# <= 200 s; expected ~2 minutes in all). Prepare here with
+# tests/gpu/pack.sh, then run through the device tool from the repository root:
+#   run(command="bash tests/gpu/gpu_check.sh", carry=["out/cuda_pack"], timeout_s=420)
+# It locates cuBLAS/cuBLASLt/NCCL on the machine, sets LD_LIBRARY_PATH, runs a memcheck pass
+# of the self-test on the small shape (compute-sanitizer, if present), then the full self-test
+# (every backend op vs the CPU backend in fp32/tf32/bf16, model parity, 2-stage = 1-stage
+# bitwise, timings + gpt2-124m step MFU), writes logs under $OUT and prints the table last.
+# Environment: PACK (default out/cuda_pack), SANITIZE=0 to skip memcheck, SELFTEST_ARGS.
+set -uo pipefail
+cd "$(dirname "$0")/../.." 2>/dev/null || true
+PACK="${PACK:-out/cuda_pack}"
+PACK="$(cd "$PACK" 2>/dev/null && pwd || echo "$PACK")"
+OUT="${OUT:-/tmp/gpu_check_out}"
+mkdir -p "$OUT"
+log="$OUT/gpu_check.log"
+: > "$log"
+say() { echo "$@" | tee -a "$log"; }
+
+say "== gpu_check $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n)"
+[[ -f "$PACK/BUILD_INFO" ]] && cat "$PACK/BUILD_INFO" | tee -a "$log"
+if [[ ! -x "$PACK/bin/cuda_selftest" ]]; then
+  say "missing $PACK/bin/cuda_selftest: run tests/gpu/pack.sh here and carry $PACK"
+  exit 2
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,temperature.gpu \
+  --format=csv,noheader > "$OUT/nvidia-smi.txt" 2>&1 || true
+say "gpu: $(cat "$OUT/nvidia-smi.txt")"
+
+# --- libraries: carried small ones first, then the machine's cuBLAS/NCCL ---
+export LD_LIBRARY_PATH="$PACK/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if ldpath=$("$PACK/bin/find_cuda_libs" --ld-path); then
+  export LD_LIBRARY_PATH="$ldpath"
+else
+  say "find_cuda_libs missed some libraries; searching the file system"
+  extra=$(timeout 60 find / \( -path /proc -o -path /sys -o -path /dev \) -prune -o \
+            \( -name 'libcublasLt.so.13*' -o -name 'libcublas.so.13*' -o -name 'libnccl.so.2*' \) \
+            -print 2>/dev/null | xargs -r -n1 dirname | sort -u | tr '\n' ' ')
+  say "found in: $extra"
+  # shellcheck disable=SC2086
+  export LD_LIBRARY_PATH="$("$PACK/bin/find_cuda_libs" --ld-path $extra || true)"
+fi
+"$PACK/bin/find_cuda_libs" | tee -a "$log"
+ldd "$PACK/bin/cuda_selftest" > "$OUT/ldd.txt" 2>&1
+if grep -q "not found" "$OUT/ldd.txt"; then
+  say "unresolved libraries:"; grep "not found" "$OUT/ldd.txt" | tee -a "$log"
+fi
+
+# --- memcheck on the small shape (catches out-of-bounds accesses the comparisons might miss) ---
+san=$(command -v compute-sanitizer 2>/dev/null || true)
+for c in /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
+  [[ -z "$san" && -x "$c" ]] && san="$c"
+done
+if [[ "${SANITIZE:-1}" != 0 && -n "$san" ]]; then
+  say "== compute-sanitizer memcheck (fp32+bf16, odd shape, no model/bench)"
+  for p in fp32 bf16; do
+    timeout 75 "$san" --tool memcheck --leak-check no --error-exitcode 9 \
+      "$PACK/bin/cuda_selftest" --precision $p --shape odd --no-model --no-green --no-bench \
+      > "$OUT/memcheck_$p.txt" 2>&1
+    rc=$?
+    say "memcheck $p: exit $rc ($(grep -c 'Invalid\|ERROR SUMMARY: [1-9]' "$OUT/memcheck_$p.txt") error lines)"
+  done
+fi
+
+# --- the self-test ---
+say "== cuda_selftest ${SELFTEST_ARGS:-}"
+# shellcheck disable=SC2086
+timeout 200 "$PACK/bin/cuda_selftest" ${SELFTEST_ARGS:-} > "$OUT/selftest.txt" 2> "$OUT/selftest.err"
+rc=$?
+tail -3 "$OUT/selftest.err" >> "$log"
+say "== cuda_selftest exit $rc (0 pass, 1 check failed, 2 error, 3 no device, 124 timeout)"
+# One file ready to land in bench/results/: date, card, build, then the self-test output.
+{
+  echo "# CUDA backend self-test, $(date -u +%Y-%m-%d)"
+  echo
+  echo "card: $(cat "$OUT/nvidia-smi.txt")"
+  [[ -f "$PACK/BUILD_INFO" ]] && sed 's/^/build: /' "$PACK/BUILD_INFO"
+  echo "cuda_selftest exit: $rc"
+  echo
+  echo '```'
+  cat "$OUT/selftest.txt"
+  echo '```'
+} > "$OUT/result.md"
+echo
+cat "$OUT/selftest.txt"
+exit $rc
