@@ -185,6 +185,8 @@ TrainReport train(const TrainOptions& opt) {
   double eval_seconds = 0, train_seconds = 0;
   const int first = done;
   rep.memory.resize(partition.size());
+  std::vector<int> drift_max(partition.size(), 0);
+  std::vector<long> drift_sum(partition.size(), 0), drift_n(partition.size(), 0);
 
   auto evaluate = [&](const Snapshot& local, int update) {
     auto t0 = std::chrono::steady_clock::now();
@@ -238,6 +240,14 @@ TrainReport train(const TrainOptions& opt) {
         evaluate(*ev.snapshot, k);
     };
     RunResult r = rt.run(on_update, opt.stop);
+    for (size_t st = 0; st < r.v_fwd.size(); ++st)
+      for (size_t m = 0; m < r.v_fwd[st].size(); ++m)
+        if (r.v_fwd[st][m] >= 0 && r.v_bwd[st][m] >= 0) {
+          const int d = r.v_bwd[st][m] - r.v_fwd[st][m];
+          drift_max[st] = std::max(drift_max[st], d);
+          drift_sum[st] += d;
+          ++drift_n[st];
+        }
     rep.actions = std::move(r.actions);
     for (size_t s = 0; s < r.memory.size(); ++s) {
       StageMemory& m = rep.memory[s];
@@ -277,6 +287,18 @@ TrainReport train(const TrainOptions& opt) {
   rep.seconds = train_seconds;
   rep.tokens_per_second = (done - first) * tokens_per_update / std::max(train_seconds, 1e-9);
   if (opt.live && log) *log << "\n";
+  // One closing row with what each (local) stage recorded: drift and peak memory.
+  nlohmann::json stages = nlohmann::json::array();
+  for (size_t st = 0; st < partition.size(); ++st) {
+    rep.max_drift.push_back(drift_max[st]);
+    rep.mean_drift.push_back(drift_n[st] ? static_cast<double>(drift_sum[st]) / drift_n[st] : 0.0);
+    if (!drift_n[st]) continue;
+    const StageMemory& m = rep.memory[st];
+    stages.push_back({{"stage", st}, {"max_drift", rep.max_drift[st]}, {"mean_drift", rep.mean_drift[st]},
+                      {"peak_bytes", m.peak_bytes()}, {"activation_bytes", m.peak_activation_bytes()},
+                      {"weight_bytes", m.param_bytes}, {"stashed_copies", m.peak_stashed_copies}});
+  }
+  metrics.write({{"summary", {{"updates", done}, {"stages", stages}}}});
   if (opt.val && have_state && !rep.interrupted) evaluate(state, done);
   if (group) {
     // The trace of all ranks on rank 0: their actions and their stages' memory.

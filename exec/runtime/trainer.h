@@ -57,6 +57,10 @@ struct TrainReport {
   std::vector<ActionRecord> actions;             // of the last segment (its own clock);
                                                  // with a RankGroup all ranks' on rank 0
   std::vector<StageMemory> memory;               // per stage, peak over segments
+  // Recorded drift (backward version - forward version) per stage over all segments, for
+  // the stages this process runs.
+  std::vector<int> max_drift;
+  std::vector<double> mean_drift;
   Schedule schedule;                             // of the last segment
   double seconds = 0;                            // training time, evaluation excluded
   double tokens_per_second = 0;
