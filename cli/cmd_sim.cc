@@ -40,7 +40,7 @@ struct SimFlags {
   double jitter = 0;
   uint64_t seed = 1;
   std::vector<std::string> stragglers;
-  std::string sweep, csv, json_path, trace_path, svg_path, export_path;
+  std::string sweep, csv, json_path, trace_path, svg_path, export_path, memory_path;
 };
 
 // One simulated schedule with everything the reports need.
@@ -68,6 +68,7 @@ std::vector<std::string> split(const std::string& s, char sep) {
 std::string fmt_time(double s) {
   double a = std::fabs(s);
   if (a == 0) return "0";
+  if (a >= 1000) return fmt::format("{:.0f} s", s);
   if (a >= 1) return fmt::format("{:.4g} s", s);
   if (a >= 1e-3) return fmt::format("{:.4g} ms", s * 1e3);
   return fmt::format("{:.4g} us", s * 1e6);
@@ -128,7 +129,11 @@ std::vector<Straggler> parse_stragglers(const SimFlags& f) {
   return out;
 }
 
-Outcome run_one(const std::string& name, const SimFlags& f, bool quiet) {
+Outcome run_one(const std::string& name_in, const SimFlags& flags, bool quiet) {
+  // "paci-dynamic" in a list is paci under the runtime policy, so the two compare side by side.
+  SimFlags f = flags;
+  std::string name = name_in;
+  if (name == "paci-dynamic") name = "paci", f.dynamic = true;
   Outcome out;
   ScheduleParams p;
   p.stages = f.stages;
@@ -157,7 +162,7 @@ Outcome run_one(const std::string& name, const SimFlags& f, bool quiet) {
   }
   if (f.dynamic && s.name != "paci")
     throw UsageError(fmt::format("--dynamic runs the PACI runtime policy: it applies to --schedule paci "
-                                 "(got {})", s.name));
+                                 "(got {}; in --compare list paci-dynamic instead)", s.name));
   const size_t n = s.num_actions();
   const bool loud = !quiet && n > 200000;
   if (loud) std::cerr << fmt::format("simulating {} ({} actions)...", s.name, n) << std::flush;
@@ -354,6 +359,16 @@ void write_outputs(const std::vector<Outcome>& all, const SimFlags& f) {
     write(f.svg_path, timeline_svg(panels));
     std::cout << "wrote " << f.svg_path << "\n";
   }
+  if (!f.memory_path.empty())
+    for (const auto& o : all) {
+      std::string p = per_schedule(f.memory_path, o.schedule.name, many);
+      std::string csv = fmt::format("device,time,memory_{}\n", o.cost.memory_unit == "B" ? "bytes" : o.cost.memory_unit);
+      for (int d = 0; d < o.schedule.devices(); ++d)
+        for (const auto& [time, bytes] : memory_timeline(o.sim.trace, d))
+          csv += fmt::format("{},{},{}\n", d, time, bytes);
+      write(p, csv);
+      std::cout << "wrote " << p << " (memory timeline)\n";
+    }
   if (!f.json_path.empty()) {
     json j = {{"format", "paci-sim-summary"}, {"version", 1}, {"results", json::array()}};
     for (const auto& o : all) j["results"].push_back(summary_json(o));
@@ -451,13 +466,17 @@ void run_sim(const SimFlags& f) {
   else names = {"(file)"};
   if (names.empty()) throw UsageError("--compare: give schedule names separated by commas");
   for (const auto& n : names)
-    if (f.file.empty() && !find_schedule(n)) {
+    if (f.file.empty() && !find_schedule(n) && n != "paci-dynamic") {
       std::string all;
       for (const auto& i : schedule_catalog()) all += (all.empty() ? "" : ", ") + i.name;
-      throw UsageError(fmt::format("unknown schedule '{}' (allowed: {})", n, all));
+      throw UsageError(fmt::format("unknown schedule '{}' (allowed: {}, paci-dynamic)", n, all));
     }
-  if (f.file.empty() && (f.stages < 1 || f.microbatches < 1))
-    throw UsageError("--stages and --microbatches are required (>= 1)");
+  {
+    // A swept parameter need not be given.
+    std::string swept = f.sweep.empty() ? "" : parse_sweep(f.sweep).first;
+    if (f.file.empty() && ((f.stages < 1 && swept != "stages") || (f.microbatches < 1 && swept != "microbatches")))
+      throw UsageError("--stages and --microbatches are required (>= 1)");
+  }
   if (f.steps < 1) throw UsageError(fmt::format("--steps must be >= 1 (got {})", f.steps));
   if (!(f.jitter >= 0)) throw UsageError(fmt::format("--jitter must be >= 0 (got {})", f.jitter));
   if (f.memory_limit < 0) throw UsageError("--memory-limit must be >= 0 GiB");
@@ -481,7 +500,8 @@ void add_sim_command(CLI::App& app) {
       "sim", "Simulate schedules with a cost model: step time, throughput, bubbles, memory, drift; "
              "compare, sweep, and write JSON, Perfetto traces and SVG timelines");
   cmd->add_option("--schedule", f->schedule, "Schedule name (see `paci schedules`; zb-1p/zb-2p are built here)");
-  cmd->add_option("--compare", f->compare, "Schedules to compare, e.g. gpipe,1f1b,paci,zb-1p,zb-2p");
+  cmd->add_option("--compare", f->compare,
+                  "Schedules to compare, e.g. gpipe,1f1b,paci,zb-1p,zb-2p (paci-dynamic: paci under the runtime policy)");
   cmd->add_option("--file", f->file, "Simulate a schedule file (.json or .csv)");
   cmd->add_option("--stages,-P", f->stages, "Pipeline stages = devices P");
   cmd->add_option("--microbatches,-M", f->microbatches, "Micro-batches per step M");
@@ -517,6 +537,8 @@ void add_sim_command(CLI::App& app) {
   cmd->add_option("--trace", f->trace_path,
                   "Write a Chrome/Perfetto trace (FILE-<schedule>.json per schedule with --compare)");
   cmd->add_option("--svg", f->svg_path, "Write an SVG timeline (all compared schedules on one time scale)");
+  cmd->add_option("--memory", f->memory_path,
+                  "Write each device's memory timeline as CSV (device,time,memory; FILE-<schedule>.csv with --compare)");
   cmd->add_option("--export", f->export_path, "Write the simulated schedule (e.g. the --dynamic order) as .json/.csv");
   cmd->callback([f] {
     try {

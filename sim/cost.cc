@@ -119,6 +119,17 @@ void CostModel::check(int n) const {
     throw CostError(fmt::format("{}: samples_per_microbatch must be > 0 (got {})", src, samples_per_microbatch));
 }
 
+CostModel per_chunk(const CostModel& c, int v) {
+  if (v <= 1 || c.stages.size() != 1) return c;
+  CostModel out = c;
+  StageCost& s = out.stages[0];
+  for (double* x : {&s.f, &s.b, &s.i, &s.w, &s.opt, &s.activation_bytes, &s.weight_bytes, &s.grad_bytes,
+                    &s.optimizer_bytes})
+    *x /= v;
+  out.description += fmt::format(" (per device; 1/{} per chunk)", v);
+  return out;
+}
+
 CostModel parse_uniform_cost(std::string_view spec) {
   static const std::map<std::string, std::string> keys = {
       {"f", "f"}, {"b", "b"}, {"i", "i"}, {"w", "w"}, {"opt", "opt"},

@@ -54,6 +54,12 @@ struct CostModel {
   void check(int stages) const;
 };
 
+// A single-entry (uniform) model describes one device's share of the model. With v model
+// chunks per device (interleaved-1f1b) each chunk is 1/v of it: durations and memory are
+// divided by v; what crosses a stage boundary (send bytes) is unchanged. Models with one
+// entry per stage are returned as they are.
+CostModel per_chunk(const CostModel& c, int v);
+
 // --cost "f=1,b=2,w=1,opt=0.1,comm=0.05": the same costs on every stage. Keys: f, b, i, w,
 // opt (seconds), comm (latency per transfer, seconds), bw (link bytes/s), msg (bytes per
 // transfer), act (activation per micro-batch; default 1, a slot), ifree (share of it freed

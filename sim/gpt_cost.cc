@@ -46,7 +46,7 @@ struct Unit {  // a slice of the model: embedding, one layer, or the head
 
 }  // namespace
 
-double GptConfig::params() const {
+double GptShape::params() const {
   double h = d_model;
   double layer = 12 * h * h + 13 * h;
   return layers * layer + static_cast<double>(vocab) * h + seq * h + 2 * h +
@@ -58,9 +58,9 @@ std::vector<std::string> gpt_model_names() {
 }
 std::vector<std::string> device_names() { return {"h100", "h200", "custom:..."}; }
 
-GptConfig parse_gpt_model(std::string_view spec) {
+GptShape parse_gpt_model(std::string_view spec) {
   auto preset = [&](int L, int d, int a) {
-    GptConfig c;
+    GptShape c;
     c.name = std::string(spec);
     c.layers = L, c.d_model = d, c.heads = a, c.seq = 1024, c.vocab = 50257;
     return c;
@@ -74,7 +74,7 @@ GptConfig parse_gpt_model(std::string_view spec) {
     for (const char* k : {"layers", "d", "heads", "seq", "vocab"})
       if (!kv.count(k) || kv[k] < 1)
         throw CostError(fmt::format("--model custom: needs {}=N >= 1 (keys: layers, d, heads, seq, vocab, tied)", k));
-    GptConfig c;
+    GptShape c;
     c.name = "custom";
     c.layers = static_cast<int>(kv["layers"]);
     c.d_model = static_cast<int>(kv["d"]);
@@ -131,7 +131,7 @@ DeviceSpec parse_device(std::string_view spec) {
 }
 
 GptCost gpt_cost_model(const GptCostOptions& o) {
-  const GptConfig& g = o.model;
+  const GptShape& g = o.model;
   const DeviceSpec& dev = o.device;
   const int S = o.stages, L = g.layers;
   if (o.precision != "bf16" && o.precision != "fp32")
@@ -169,12 +169,14 @@ GptCost gpt_cost_model(const GptCostOptions& o) {
   }
   Unit head;
   {
-    double gemm = 2 * tok * h * V, soft = 3 * tok * V * 4;
-    head.f = gemm / flops + (soft + tok * V * e) / membw;
-    head.i = gemm / flops + soft / membw;
+    // Fused cross-entropy (as llm.c does): the logits are written once, read once by the
+    // loss, which writes the logits' gradient in their place during the backward.
+    double gemm = 2 * tok * h * V, logits = tok * V * e;
+    head.f = gemm / flops + 2 * logits / membw;
+    head.i = gemm / flops + 2 * logits / membw;
     head.w = gemm / flops;
-    head.act = tok * V * 4 + tok * h * e;
-    head.act_freed_by_i = tok * V * 4;
+    head.act = logits + tok * h * e;
+    head.act_freed_by_i = logits;
     head.params = V * h + 2 * h;  // a tied head still holds its own copy on the last stage
   }
 
@@ -236,6 +238,9 @@ GptCost gpt_cost_model(const GptCostOptions& o) {
     out.layers_per_stage.push_back(nl);
     out.params_per_stage.push_back(u.params);
   }
+  std::string split;
+  for (int nl : out.layers_per_stage) split += (split.empty() ? "" : ",") + std::to_string(nl);
+  c.description += ", layers per stage " + split;
   return out;
 }
 

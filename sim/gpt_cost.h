@@ -8,14 +8,15 @@
 //   weight grad W   24 b s h^2;   B = I + W
 // plus elementwise traffic (LayerNorm, GELU, residuals, bias: ~20 b s h e bytes forward,
 // twice that backward) at 80% of memory bandwidth. The head adds 2 b s h V FLOPs forward
-// (and the same for I and for W) and the loss's fp32 softmax traffic. GEMM time uses
+// (and the same for I and for W) and a fused cross-entropy's traffic: the b s V logits
+// written and read once forward, read and overwritten by their gradient backward. GEMM time uses
 // `efficiency` of the dense peak: 0.7 by default, below the ~790 TFLOP/s (0.8 of peak) a large
 // bf16 GEMM reaches on an H100, because a layer's GEMMs are smaller and attention is not
 // dense GEMM; whole-layer utilisation then lands near the 50-60% MFU llm.c reports.
 // Memory per stage: weights (bf16 copy + fp32 master, or fp32), fp32 gradients, AdamW's two
 // fp32 moments; activations 34 s b h e/2 bytes per layer (Korthikanti et al. 2022, flash
 // attention, no recomputation), of which the inputs of the four linears (14 s b h e/2)
-// stay for W and the rest is freed by I; the head keeps b s V fp32 logits until I.
+// stay for W and the rest is freed by I; the head keeps the b s V logits until I.
 // Transfers carry b s h e bytes each way. OPT streams ~30 bytes per parameter.
 //
 // Layers are split into contiguous stages (embedding on the first, final LayerNorm + head +
@@ -31,7 +32,7 @@
 
 namespace paci {
 
-struct GptConfig {
+struct GptShape {
   std::string name;
   int layers = 0, d_model = 0, heads = 0, seq = 0, vocab = 0;
   bool tied = false;  // LM head shares the token embedding (then both ends hold a copy)
@@ -51,7 +52,7 @@ struct DeviceSpec {
 
 // gpt2-124m, gpt2-350m (= gpt2-medium, the paper's model), gpt2-774m, gpt2-1558m, or
 // "custom:layers=24,d=1024,heads=16,seq=1024,vocab=50257[,tied=1]". Throws CostError.
-GptConfig parse_gpt_model(std::string_view spec);
+GptShape parse_gpt_model(std::string_view spec);
 // h100 (SXM: 989 TFLOP/s dense bf16, 3.35 TB/s, 80 GB, NVLink 4 at 450 GB/s per direction
 // of which 80% is used), h200 (same compute, 4.8 TB/s, 141 GB), or
 // "custom:flops=4e14,membw=2e12,linkbw=1e11,mem=4e10[,eff=0.7,latency=1e-5,fp32flops=..]".
@@ -60,7 +61,7 @@ std::vector<std::string> gpt_model_names();
 std::vector<std::string> device_names();
 
 struct GptCostOptions {
-  GptConfig model;
+  GptShape model;
   DeviceSpec device;
   int stages = 1;          // S stages (devices x virtual stages)
   int micro_batch = 8;     // sequences per micro-batch

@@ -52,15 +52,17 @@ struct SimOptions {
 };
 
 struct SimResult {
-  Trace trace;                          // actions indexed like ActionIndex ids
+  // Actions indexed like the ActionIndex ids of the simulated schedule (for the dynamic
+  // policy: of the static paci schedule with the same parameters); pos is the realised order.
+  Trace trace;
   // The chain of actions that decided the makespan, first to last: each one started when
   // its predecessor in the chain (previous action on the device, or the producer whose
   // data arrived last) let it. Indices into trace.actions.
   std::vector<int64_t> critical_path;
   double dag_bound = 0;                 // when SimOptions::dag_bound
-  size_t events = 0;                    // processed events (actions + transfers)
-  // The order the devices realised: the input schedule for static runs, the order the
-  // policy chose for dynamic ones.
+  size_t events = 0;                    // heap events processed (action ends, wake-ups)
+  // The order the dynamic policy realised (simulate_paci_policy); empty for simulate(),
+  // which runs the given programs as they are.
   Schedule realised;
 };
 

@@ -117,8 +117,8 @@ std::string timeline_svg(const std::vector<SvgPanel>& panels, const SvgOptions& 
             a.device, a.start, a.end, a.version);
       put("</rect>\n");
       if (labels && w >= 7 * (std::to_string(a.action.mb).size() + 1))
-        put("<text x=\"{:.2f}\" y=\"{:.1f}\" font-size=\"9\" fill=\"white\" text-anchor=\"middle\">{}</text>\n",
-            x + w / 2, ry + rh * 0.68, a.action.mb);
+        put("<text x=\"{:.2f}\" y=\"{:.1f}\" font-size=\"9\" fill=\"{}\" text-anchor=\"middle\">{}</text>\n",
+            x + w / 2, ry + rh * 0.68, a.action.kind == ActionKind::W ? "#333" : "white", a.action.mb);
     }
     for (const TraceAction* a : opts) {
       double x = left + a->start * scale, w = std::max(2.0, (a->end - a->start) * scale);

@@ -11,22 +11,51 @@ namespace {
 std::vector<std::vector<const TraceAction*>> by_device(const Trace& t) {
   std::vector<std::vector<const TraceAction*>> out(t.spec.devices);
   for (const auto& a : t.actions) out[a.device].push_back(&a);
+  auto before = [](const TraceAction* x, const TraceAction* y) {
+    if (x->start != y->start) return x->start < y->start;
+    return x->pos < y->pos;
+  };
+  for (auto& v : out)  // traces are usually written in order already
+    if (!std::is_sorted(v.begin(), v.end(), before)) std::sort(v.begin(), v.end(), before);
+  return out;
+}
+
+using DeviceLists = std::vector<std::vector<const TraceAction*>>;
+
+RecordedVersions versions_of(const Trace& t, const DeviceLists& dev);
+
+// Each device's samples in time order.
+std::vector<std::vector<const MemorySample*>> samples_by_device(const Trace& t) {
+  std::vector<std::vector<const MemorySample*>> out(t.spec.devices);
+  for (const auto& m : t.memory) out[m.device].push_back(&m);
+  auto before = [](const MemorySample* a, const MemorySample* b) { return a->time < b->time; };
   for (auto& v : out)
-    std::sort(v.begin(), v.end(), [](const TraceAction* x, const TraceAction* y) {
-      if (x->start != y->start) return x->start < y->start;
-      return x->pos < y->pos;
-    });
+    if (!std::is_sorted(v.begin(), v.end(), before)) std::stable_sort(v.begin(), v.end(), before);
+  return out;
+}
+
+std::vector<std::pair<double, double>> timeline_of(const Trace& t, int device,
+                                                   const std::vector<const MemorySample*>& mine,
+                                                   double start) {
+  double base = t.static_memory.at(device).total();
+  std::vector<std::pair<double, double>> out;
+  out.reserve(mine.size() + 1);
+  out.emplace_back(std::min(start, mine.empty() ? start : mine.front()->time), base);
+  for (const MemorySample* m : mine) out.emplace_back(m->time, base + m->bytes);
   return out;
 }
 
 }  // namespace
 
-RecordedVersions recorded_versions(const Trace& t) {
+RecordedVersions recorded_versions(const Trace& t) { return versions_of(t, by_device(t)); }
+
+namespace {
+
+RecordedVersions versions_of(const Trace& t, const DeviceLists& dev) {
   const int S = t.stages(), T = t.spec.total_microbatches();
   RecordedVersions r;
   r.v_fwd.assign(S, std::vector<int>(T, -1));
   r.v_bwd = r.drift = r.delay = r.v_fwd;
-  auto dev = by_device(t);
   for (const auto& list : dev)
     for (const TraceAction* a : list) {
       const Action& x = a->action;
@@ -53,8 +82,9 @@ RecordedVersions recorded_versions(const Trace& t) {
   return r;
 }
 
+}  // namespace
+
 std::vector<std::pair<double, double>> memory_timeline(const Trace& t, int device) {
-  double base = t.static_memory.at(device).total();
   double start = std::numeric_limits<double>::infinity();
   for (const auto& a : t.actions) start = std::min(start, a.start);
   if (t.actions.empty()) start = 0;
@@ -63,11 +93,7 @@ std::vector<std::pair<double, double>> memory_timeline(const Trace& t, int devic
     if (m.device == device) mine.push_back(&m);
   std::stable_sort(mine.begin(), mine.end(),
                    [](const MemorySample* a, const MemorySample* b) { return a->time < b->time; });
-  std::vector<std::pair<double, double>> out;
-  out.reserve(mine.size() + 1);
-  out.emplace_back(std::min(start, mine.empty() ? start : mine.front()->time), base);
-  for (const MemorySample* m : mine) out.emplace_back(m->time, base + m->bytes);
-  return out;
+  return timeline_of(t, device, mine, start);
 }
 
 TraceMetrics compute_metrics(const Trace& t) {
@@ -136,10 +162,11 @@ TraceMetrics compute_metrics(const Trace& t) {
   }
 
   // Peak memory.
+  auto samples = samples_by_device(t);
   for (int d = 0; d < D; ++d) {
     DeviceMetrics& m = out.devices[d];
     m.static_memory = t.static_memory[d];
-    auto tl = memory_timeline(t, d);
+    auto tl = timeline_of(t, d, samples[d], out.start);
     m.peak_memory = tl.front().second;
     m.peak_time = tl.front().first;
     for (const auto& [time, bytes] : tl)
@@ -149,7 +176,7 @@ TraceMetrics compute_metrics(const Trace& t) {
   }
 
   // Drift and delay from the recorded versions.
-  RecordedVersions rv = recorded_versions(t);
+  RecordedVersions rv = versions_of(t, dev);
   out.stages.resize(S);
   for (const auto& x : t.actions)
     if (x.action.kind == ActionKind::OPT) ++out.stages[x.action.stage].updates;

@@ -42,7 +42,9 @@ TEST(ClosedForms, PaciSteadyStateHasNoBubbleAndApproachesIdeal) {
       // drain, (P-1)(F+B), whatever N: so makespan / ideal -> 1.
       const double ideal = N * M * 3.0;
       EXPECT_NEAR(r.m.makespan - ideal, (P - 1) * 3.0, kEps);
-      if (prev_excess >= 0) EXPECT_LT(r.m.makespan / ideal, prev_excess);
+      if (prev_excess >= 0) {
+        EXPECT_LT(r.m.makespan / ideal, prev_excess);
+      }
       prev_excess = r.m.makespan / ideal;
       EXPECT_NEAR(r.m.step_time, M * 3.0, kEps);
     }
@@ -77,6 +79,32 @@ TEST(ClosedForms, ZbH1BubbleIsAThirdOf1f1bWhenFEqualsIEqualsW) {
       EXPECT_NEAR(idle_1f1b, 2 * (P - 1) * 3.0, kEps);
       EXPECT_NEAR(idle_zb, idle_1f1b / 3, kEps);
     }
+}
+
+TEST(ClosedForms, TooFewStepsHaveNoSteadyState) {
+  // 1f1b with P = 4, M = 4: k = ceil(3/4) = 1 update at each end, so N = 2 has no window
+  // and N = 3 has one step in it.
+  SimRun two = run(gen("1f1b", 4, 4, 2), uniform(1, 2));
+  EXPECT_FALSE(two.m.steady);
+  EXPECT_DOUBLE_EQ(two.m.step_time, two.m.makespan / 2);
+  EXPECT_DOUBLE_EQ(two.m.steady_bubble, two.m.bubble);
+  SimRun three = run(gen("1f1b", 4, 4, 3), uniform(1, 2));
+  EXPECT_TRUE(three.m.steady);
+  EXPECT_DOUBLE_EQ(three.m.step_time, 7 * 3.0);
+  EXPECT_DOUBLE_EQ(three.m.samples_per_second, 4 / 21.0);
+}
+
+TEST(ClosedForms, PaciDriftPerStageIsThePapersTable) {
+  // REFERENCE.md, P = 8: max drift per stage for a = 1, 2, 4, 8, measured on simulated versions.
+  const std::vector<std::pair<int, std::vector<int>>> table = {
+      {1, {7, 6, 5, 4, 3, 2, 1, 0}}, {2, {4, 3, 3, 2, 2, 1, 1, 0}},
+      {4, {2, 2, 2, 1, 1, 1, 1, 0}}, {8, {1, 1, 1, 1, 1, 1, 1, 0}}};
+  for (const auto& [a, want] : table) {
+    SimRun r = run(gen("paci", 8, 16, 4, 0, a), uniform(1, 2));
+    std::vector<int> got;
+    for (const auto& s : r.m.stages) got.push_back(s.max_drift);
+    EXPECT_EQ(got, want) << "a=" << a;
+  }
 }
 
 TEST(ClosedForms, PeakActivationSlotsMatchTheIr) {

@@ -84,7 +84,9 @@ void check_invariants(const Schedule& s, const CostModel& c, const SimOptions& o
   }
   // Makespan >= longest path through the DAG; equal when transfers never wait for a link.
   EXPECT_GE(r.m.makespan, r.sim.dag_bound - kEps);
-  if (c.latency == 0 && c.bandwidth == 0) EXPECT_NEAR(r.m.makespan, r.sim.dag_bound, kEps);
+  if (c.latency == 0 && c.bandwidth == 0) {
+    EXPECT_NEAR(r.m.makespan, r.sim.dag_bound, kEps);
+  }
   // The critical path ends at the makespan and is a chain in time.
   ASSERT_FALSE(r.sim.critical_path.empty());
   EXPECT_NEAR(t.actions[r.sim.critical_path.back()].end, r.m.end, kEps);
