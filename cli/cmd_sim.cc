@@ -21,6 +21,7 @@
 #include "schedules/validate.h"
 #include "sim/cost.h"
 #include "sim/gpt_cost.h"
+#include "sim/calibrate/calibration.h"
 #include "sim/simulator.h"
 #include "sim/svg.h"
 #include "sim/zero_bubble.h"
@@ -89,7 +90,22 @@ std::string fmt_rate(double x) {
 CostModel make_cost(const SimFlags& f, int stages) {
   int given = !f.cost.empty() + !f.cost_file.empty() + !f.model.empty();
   if (given > 1) throw UsageError("give at most one of --cost, --cost-file and --model");
-  if (!f.cost_file.empty()) return load_cost_file(user_path(f.cost_file));
+  if (!f.cost_file.empty()) {
+    const std::string path = user_path(f.cost_file);
+    std::string text;
+    try {
+      text = read_file(path);
+    } catch (const std::runtime_error& e) {
+      throw UsageError(fmt::format("--cost-file: {}", e.what()));
+    }
+    if (!is_calibration(text)) return cost_from_json(text, path);
+    try {
+      Calibration c = calibration_from_json(text, path);
+      return cost_for_partition(c, balanced_compositions(c, stages));
+    } catch (const CalibrationError& e) {
+      throw UsageError(e.what());
+    }
+  }
   if (!f.model.empty()) {
     GptCostOptions o;
     o.model = parse_gpt_model(f.model);
@@ -512,7 +528,9 @@ void add_sim_command(CLI::App& app) {
                   "Uniform costs of one device's share of the model, e.g. f=1,b=2,w=1,opt=0.1,comm=0.05 (keys "
                   "f,b,i,w,opt,comm,bw,msg,act,ifree,weights,grads,optstate; default f=1,b=2); interleaved "
                   "chunks get 1/v each");
-  cmd->add_option("--cost-file", f->cost_file, "Per-stage JSON cost file (format paci-cost)");
+  cmd->add_option("--cost-file", f->cost_file,
+                  "Per-stage JSON cost file (format paci-cost), or a calibration from `paci calibrate` (its pieces "
+                  "summed over balanced stages)");
   cmd->add_option("--model", f->model, "Analytic GPT cost model: gpt2-124m, gpt2-350m, gpt2-774m, gpt2-1558m, "
                                        "custom:layers=L,d=D,heads=H,seq=T,vocab=V");
   cmd->add_option("--device", f->device, "Device of --model: h100, h200, custom:flops=..,membw=..,linkbw=..,mem=..")

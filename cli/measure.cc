@@ -90,6 +90,7 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, ui
     a[r % n] = b[(r * 7) % n];
   }
   const double per = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+  c.layers = model.layers;
   c.boundary_bytes = static_cast<double>(n * sizeof(float));
   c.bandwidth = c.boundary_bytes / std::max(per, 1e-9);
   c.latency = 0;

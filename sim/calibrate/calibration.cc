@@ -144,6 +144,73 @@ CostModel cost_for_partition(const Calibration& c, const std::vector<StageCompos
   return m;
 }
 
+std::vector<StageComposition> balanced_compositions(const Calibration& c, int S) {
+  const int L = c.layers;
+  if (S < 1 || S > L + 1)
+    throw CalibrationError(fmt::format("{} stages for a model of {} layers: at most layers + 1 (the last may hold "
+                                       "only the head)", S, L));
+  // Binary search on the largest stage cost; greedy packing decides feasibility.
+  auto cost = [&](const StageComposition& s) {
+    auto part = [&](const PieceCost& p) { return p.f + p.b; };
+    return part(c.stage) + (s.embedding ? part(c.embedding) : 0) + s.layers * part(c.layer) +
+           (s.head ? part(c.head) : 0);
+  };
+  auto pack = [&](double cap, std::vector<StageComposition>* out) {
+    std::vector<StageComposition> st;
+    StageComposition cur{true, 0, false};
+    for (int l = 0; l < L; ++l) {
+      StageComposition next = cur;
+      ++next.layers;
+      if (cost(next) > cap && (cur.layers > 0 || cur.embedding)) {
+        st.push_back(cur);
+        cur = {false, 1, false};
+      } else {
+        cur = next;
+      }
+    }
+    StageComposition with_head = cur;
+    with_head.head = true;
+    if (cost(with_head) <= cap || cur.layers == 0) {
+      st.push_back(with_head);
+    } else {
+      st.push_back(cur);
+      st.push_back({false, 0, true});
+    }
+    if (out) *out = st;
+    return static_cast<int>(st.size()) <= S;
+  };
+  double lo = 0, hi = cost({true, L, true});
+  for (int it = 0; it < 100; ++it) {
+    double mid = 0.5 * (lo + hi);
+    (pack(mid, nullptr) ? hi : lo) = mid;
+  }
+  std::vector<StageComposition> st;
+  pack(hi, &st);
+  // Fewer stages than asked: split the largest layer groups until there are S.
+  while (static_cast<int>(st.size()) < S) {
+    auto it = std::max_element(st.begin(), st.end(), [](const auto& a, const auto& b) { return a.layers < b.layers; });
+    if (it->layers < 2) {
+      if (it->head && it->layers == 1) {
+        it->head = false;
+        st.push_back({false, 0, true});
+        continue;
+      }
+      break;
+    }
+    StageComposition second{false, it->layers / 2, it->head};
+    it->layers -= second.layers;
+    it->head = false;
+    st.insert(it + 1, second);
+  }
+  if (static_cast<int>(st.size()) != S)
+    throw CalibrationError(fmt::format("cannot split {} layers into {} stages", L, S));
+  return st;
+}
+
+bool is_calibration(std::string_view text) {
+  return text.find("\"paci-calibration\"") != std::string_view::npos;
+}
+
 namespace {
 
 json piece_json(const PieceCost& p) {
@@ -159,6 +226,7 @@ std::string calibration_to_json(const Calibration& c) {
   j["source"] = c.source;
   j["micro_batch"] = c.micro_batch;
   j["seq_len"] = c.seq_len;
+  j["layers"] = c.layers;
   j["boundary_bytes"] = c.boundary_bytes;
   j["stage"] = piece_json(c.stage);
   j["embedding"] = piece_json(c.embedding);
@@ -210,6 +278,7 @@ Calibration calibration_from_json(std::string_view text, const std::string& sour
   c.source = j.value("source", source);
   c.micro_batch = static_cast<int>(num(j, "micro_batch", ""));
   c.seq_len = static_cast<int>(num(j, "seq_len", ""));
+  c.layers = static_cast<int>(num(j, "layers", ""));
   c.boundary_bytes = num(j, "boundary_bytes", "");
   c.stage = piece("stage");
   c.embedding = piece("embedding");

@@ -34,6 +34,7 @@ struct PieceCost {
 struct Calibration {
   std::string source;          // what was measured: device, model, date
   int micro_batch = 1, seq_len = 1;
+  int layers = 0;              // transformer layers of the calibrated model
   double boundary_bytes = 0;   // activation (and gradient) message between stages
   PieceCost stage, embedding, layer, head;  // stage: what every stage pays once
   double opt_seconds_per_param = 0;
@@ -65,6 +66,14 @@ Calibration fit_calibration(const std::vector<CalibrationRun>& runs);
 
 // The cost model of a partition, for the simulator.
 CostModel cost_for_partition(const Calibration& c, const std::vector<StageComposition>& stages);
+
+// Contiguous stages (embedding first, head last) that minimise the slowest stage's F + B
+// under the calibration's costs. Throws CalibrationError if stages > layers + 1.
+std::vector<StageComposition> balanced_compositions(const Calibration& c, int stages);
+
+// The text of a cost file (`paci sim --cost-file`): a calibration becomes the cost model of
+// `stages` balanced stages; anything else is read as a per-stage paci-cost file.
+bool is_calibration(std::string_view text);
 
 // JSON file, format "paci-calibration" version 1. Errors name the file and field.
 std::string calibration_to_json(const Calibration& c);

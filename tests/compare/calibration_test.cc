@@ -121,3 +121,33 @@ TEST(Calibration, MalformedFilesGiveClearErrors) {
 
 }  // namespace
 }  // namespace paci
+
+namespace paci {
+namespace {
+
+TEST(Calibration, BalancedCompositionsCoverTheModel) {
+  Calibration c;
+  c.layers = 6;
+  c.layer.f = 1, c.layer.b = 2;
+  c.head.f = 3, c.head.b = 6;  // the head costs three layers
+  c.embedding.f = 0.1;
+  for (int S = 1; S <= 7; ++S) {
+    std::vector<StageComposition> st = balanced_compositions(c, S);
+    ASSERT_EQ(static_cast<int>(st.size()), S);
+    int layers = 0;
+    for (const auto& s : st) layers += s.layers;
+    EXPECT_EQ(layers, 6) << S;
+    EXPECT_TRUE(st.front().embedding);
+    EXPECT_TRUE(st.back().head);
+  }
+  // Two stages: the head (3 layer-equivalents) goes with 1-2 layers, the rest before it.
+  std::vector<StageComposition> two = balanced_compositions(c, 2);
+  EXPECT_EQ(two[0].layers + two[1].layers, 6);
+  EXPECT_LE(two[1].layers, 2);
+  EXPECT_THROW(balanced_compositions(c, 8), CalibrationError);
+  EXPECT_TRUE(is_calibration(calibration_to_json(c)));
+  EXPECT_FALSE(is_calibration("{\"format\": \"paci-cost\"}"));
+}
+
+}  // namespace
+}  // namespace paci
