@@ -15,22 +15,18 @@
 #include <nlohmann/json.hpp>
 
 #include "schedules/trace/chrome.h"
+#include "tests/support/cli_runner.h"
 
 namespace {
 
 using ::testing::HasSubstr;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using paci::testing::slurp;
 
 int run(const std::string& args, std::string* out) {
-  const std::string log = ::testing::TempDir() + "/c.log";
-  std::string paci = fmt::format("{}/{}/cli/paci", std::getenv("TEST_SRCDIR"), std::getenv("TEST_WORKSPACE"));
-  int status = std::system(fmt::format("{} {} >{} 2>&1", paci, args, log).c_str());
-  *out = slurp(log);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  paci::testing::CliResult r = paci::testing::run_paci(args);
+  *out = r.out + r.err;
+  return r.code;
 }
 
 const std::string kModel = "--model tiny --vocab 512 --layers 3 --seq 32 --batch 2";

@@ -17,6 +17,7 @@
 #include "schedules/analysis.h"
 #include "schedules/registry.h"
 #include "schedules/trace/chrome.h"
+#include "tests/support/cli_runner.h"
 
 namespace paci {
 namespace {
@@ -24,29 +25,16 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-std::string paci() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* ws = std::getenv("TEST_WORKSPACE");
-  return fmt::format("{}/{}/cli/paci", srcdir ? srcdir : ".", ws ? ws : "paci");
-}
+using paci::testing::slurp;
+using Outcome = paci::testing::CliResult;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+std::string paci() { return paci::testing::paci_binary(); }
 
-struct Outcome {
-  int code;
-  std::string output;
-  double seconds;
-};
-
+// Runs a shell command line; `out` holds stdout and stderr.
 Outcome sh(const std::string& cmd) {
-  const std::string log = ::testing::TempDir() + "/cmd.log";
-  auto t0 = std::chrono::steady_clock::now();
-  int status = std::system(fmt::format("{} >{} 2>&1", cmd, log).c_str());
-  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(log), s};
+  Outcome r = paci::testing::run_shell(cmd);
+  r.out += r.err;
+  return r;
 }
 
 // A small model on synthetic data: a run takes well under a second.
@@ -93,11 +81,11 @@ TEST(Mpi, RanksGiveTheThreadedRunsBits) {
       const std::string what = fmt::format("{} P={}", schedule, P);
       std::string thr = tmp("thr"), mpi = tmp("mpi");
       Outcome a = sh(fmt::format("{} {}", paci(), train_args(schedule, P, thr, "--metrics " + thr + ".jsonl")));
-      ASSERT_EQ(a.code, 0) << what << a.output;
+      ASSERT_EQ(a.code, 0) << what << a.out;
       Outcome b = sh(fmt::format("{} {}", mpirun(P),
                              train_args(schedule, P, mpi, fmt::format("--metrics {}.jsonl --trace {}.trace.json", mpi, mpi))));
-      ASSERT_EQ(b.code, 0) << what << b.output;
-      EXPECT_THAT(b.output, HasSubstr(fmt::format("({} MPI ranks)", P)));
+      ASSERT_EQ(b.code, 0) << what << b.out;
+      EXPECT_THAT(b.out, HasSubstr(fmt::format("({} MPI ranks)", P)));
       expect_same_checkpoint(thr, mpi, P, what);
       EXPECT_EQ(losses(thr + ".jsonl"), losses(mpi + ".jsonl")) << what;
       EXPECT_EQ(losses(mpi + ".jsonl").size(), 8u) << what;
@@ -124,15 +112,15 @@ TEST(Mpi, RankThatStopsAnsweringEndsTheJobAndResumeContinues) {
   Outcome hung = sh(fmt::format("{} {}", mpirun(2),
                             train_args("paci", 2, run, "--save-every 2 --stall-timeout 2 --inject-hang 0 "
                                                        "--inject-hang-after 5")));
-  EXPECT_NE(hung.code, 0) << hung.output;
-  EXPECT_THAT(hung.output, HasSubstr("stuck: device 1"));
-  EXPECT_THAT(hung.output, HasSubstr("on device 0: that device stopped answering"));
+  EXPECT_NE(hung.code, 0) << hung.out;
+  EXPECT_THAT(hung.out, HasSubstr("stuck: device 1"));
+  EXPECT_THAT(hung.out, HasSubstr("on device 0: that device stopped answering"));
   // Detection within the stall timeout plus start-up and teardown.
-  EXPECT_LT(hung.seconds, 30) << hung.output;
+  EXPECT_LT(hung.seconds, 30) << hung.out;
   EXPECT_THAT(slurp(run + "/checkpoint.json"), HasSubstr("\"step\": 4"));
   Outcome resumed = sh(fmt::format("{} {}", mpirun(2), train_args("paci", 2, run, "--save-every 2 --resume " + run)));
-  ASSERT_EQ(resumed.code, 0) << resumed.output;
-  EXPECT_THAT(resumed.output, HasSubstr("resumed from"));
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  EXPECT_THAT(resumed.out, HasSubstr("resumed from"));
   expect_same_checkpoint(ref, run, 2, "resumed vs uninterrupted");
 }
 
@@ -142,14 +130,14 @@ TEST(Mpi, KilledRankEndsTheJob) {
   Outcome r = sh(fmt::format("{} sh -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then kill -9 $$; fi; exec {} {}'",
                          fmt::format("timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2"), paci(),
                          train_args("1f1b", 2, run, "--stall-timeout 5")));
-  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_NE(r.code, 0) << r.out;
   EXPECT_LT(r.seconds, 60);
 }
 
 TEST(Mpi, WrongRankCountIsAClearError) {
   Outcome r = sh(fmt::format("{} {}", mpirun(3), train_args("1f1b", 2, tmp("x"))));
   EXPECT_NE(r.code, 0);
-  EXPECT_THAT(r.output, HasSubstr("3 ranks were launched but --schedule 1f1b with --stages 2 has 2 devices"));
+  EXPECT_THAT(r.out, HasSubstr("3 ranks were launched but --schedule 1f1b with --stages 2 has 2 devices"));
 }
 
 }  // namespace

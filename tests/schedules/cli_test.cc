@@ -11,50 +11,29 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "tests/support/cli_runner.h"
+
 namespace {
 
 using ::testing::HasSubstr;
 
-struct Result {
-  int code;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
+using paci::testing::count_lines;
+using paci::testing::slurp;
 
-std::string paci_binary() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* ws = std::getenv("TEST_WORKSPACE");
-  return fmt::format("{}/{}/cli/paci", srcdir ? srcdir : ".", ws ? ws : "paci");
-}
+paci::testing::CliResult run(const std::string& args) { return paci::testing::run_paci(args); }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-Result run(const std::string& args) {
-  const std::string dir = ::testing::TempDir();
-  const std::string out = dir + "/out.txt", err = dir + "/err.txt";
-  int status = std::system(fmt::format("{} {} >{} 2>{}", paci_binary(), args, out, err).c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
-
-int lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
+int lines(const std::string& s) { return count_lines(s); }
 
 TEST(Cli, HelpOnEveryCommand) {
   for (const char* cmd : {"", "schedules", "show", "sim"}) {
-    Result r = run(fmt::format("{} --help", cmd));
+    auto r = run(fmt::format("{} --help", cmd));
     EXPECT_EQ(r.code, 0) << cmd << r.err;
     EXPECT_THAT(r.out, HasSubstr("Usage")) << cmd;
   }
 }
 
 TEST(Cli, SchedulesListsOneLineEach) {
-  Result r = run("schedules");
+  auto r = run("schedules");
   ASSERT_EQ(r.code, 0);
   for (const char* name : {"gpipe", "1f1b", "paci", "interleaved-1f1b", "zb-h1", "pipedream", "pipedream-2bw"})
     EXPECT_THAT(r.out, HasSubstr(fmt::format("{} ", name)));
@@ -74,7 +53,7 @@ TEST(Cli, FlagsOutOfRangeGiveOneLineAndExitTwo) {
       {"show", "--schedule"},
   };
   for (const Case& c : cases) {
-    Result r = run(c.args);
+    auto r = run(c.args);
     EXPECT_EQ(r.code, 2) << c.args << "\n" << r.err;
     EXPECT_EQ(lines(r.err), 1) << c.args << "\n" << r.err;
     EXPECT_THAT(r.err, HasSubstr(c.mention)) << c.args;
@@ -85,18 +64,18 @@ TEST(Cli, FlagsOutOfRangeGiveOneLineAndExitTwo) {
 TEST(Cli, ShowPrintsTimelineAndTableAndExports) {
   const std::string json = ::testing::TempDir() + "/paci.json";
   const std::string csv = ::testing::TempDir() + "/paci.csv";
-  Result r = run(fmt::format("show --schedule paci --stages 4 --microbatches 4 --steps 2 --accum 2 --export {}", json));
+  auto r = run(fmt::format("show --schedule paci --stages 4 --microbatches 4 --steps 2 --accum 2 --export {}", json));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("device  0  0F0 0F1 0F2 0F3"));
   EXPECT_THAT(r.out, HasSubstr("0B1|"));  // an optimizer step after the second backward
   EXPECT_THAT(r.out, HasSubstr("max drift"));
   // Stage 0 of P=4, a=2: in-flight 4, one weight copy, 4 updates, max drift ceil(3/2) = 2.
   EXPECT_THAT(r.out, HasSubstr("    0      0         4       1       4         2"));
-  Result back = run(fmt::format("show --file {}", json));
+  auto back = run(fmt::format("show --file {}", json));
   ASSERT_EQ(back.code, 0) << back.err;
   EXPECT_THAT(back.out, HasSubstr("    0      0         4       1       4         2"));
   ASSERT_EQ(run(fmt::format("show --schedule pipedream -P 3 -M 4 --export {}", csv)).code, 0);
-  Result fromcsv = run(fmt::format("show --file {} --policy stash", csv));
+  auto fromcsv = run(fmt::format("show --file {} --policy stash", csv));
   ASSERT_EQ(fromcsv.code, 0) << fromcsv.err;
   EXPECT_THAT(fromcsv.out, HasSubstr("weight policy stash"));
 }
@@ -104,7 +83,7 @@ TEST(Cli, ShowPrintsTimelineAndTableAndExports) {
 TEST(Cli, ImportedDeadlockIsReportedWithTimeline) {
   const std::string path = ::testing::TempDir() + "/dead.csv";
   std::ofstream(path) << "0F0,0B0,0F1,0B1\n1F1,1B1,1F0,1B0\n";
-  Result r = run(fmt::format("show --file {}", path));
+  auto r = run(fmt::format("show --file {}", path));
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("deadlock at device 0, position 1"));
   EXPECT_THAT(r.err, HasSubstr(">>0B0<<"));

@@ -16,12 +16,9 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-namespace {
+#include "tests/support/cli_runner.h"
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+namespace {
 
 TEST(Convergence, TinyModelLearnsStateOfTheUnionText) {
   const char* dir = std::getenv("PACI_DATA_DIR");
@@ -29,15 +26,11 @@ TEST(Convergence, TinyModelLearnsStateOfTheUnionText) {
                              "data (paci data prepare) and passes --test_env=PACI_DATA_DIR";
   const std::string train = fmt::format("{}/sotu/sotu_train.bin", dir);
   ASSERT_TRUE(std::ifstream(train).good()) << train << " is missing: run `paci data prepare --cache " << dir << "`";
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* ws = std::getenv("TEST_WORKSPACE");
-  const std::string paci = fmt::format("{}/{}/cli/paci", srcdir, ws);
-  const std::string log = ::testing::TempDir() + "/train.log";
-  int status = std::system(fmt::format("{} train --schedule 1f1b --stages 1 --microbatches 2 --steps 150 "
-                                       "--model tiny --batch 4 --lr 3e-3 --eval-batches 16 --seed 1 "
-                                       "--data {} >{} 2>&1", paci, train, log).c_str());
-  const std::string out = slurp(log);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  paci::testing::CliResult r = paci::testing::run_paci(fmt::format(
+      "train --schedule 1f1b --stages 1 --microbatches 2 --steps 150 --model tiny --batch 4 --lr 3e-3 "
+      "--eval-batches 16 --seed 1 --data {}", train));
+  const std::string out = r.out + r.err;
+  ASSERT_EQ(r.code, 0) << out;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(out, m, std::regex("val loss ([0-9.]+)"))) << out;
   const double val = std::stod(m[1]);

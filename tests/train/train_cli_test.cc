@@ -19,44 +19,26 @@
 #include <nlohmann/json.hpp>
 
 #include "schedules/trace/chrome.h"
+#include "tests/support/cli_runner.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-std::string paci() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* ws = std::getenv("TEST_WORKSPACE");
-  return fmt::format("{}/{}/cli/paci", srcdir ? srcdir : ".", ws ? ws : "paci");
-}
+using paci::testing::fresh_path;
+using paci::testing::paci_binary;
+using paci::testing::slurp;
+using Outcome = paci::testing::CliResult;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-struct Outcome {
-  int code;
-  std::string out, err;
-};
-
-Outcome run(const std::string& args) {
-  const std::string out = ::testing::TempDir() + "/out.txt", err = ::testing::TempDir() + "/err.txt";
-  int status = std::system(fmt::format("{} {} >{} 2>{}", paci(), args, out, err).c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
-
-std::string tmp(const std::string& name) {
-  std::string d = ::testing::TempDir() + "/" + name;
-  fs::remove_all(d);
-  return d;
-}
+Outcome run(const std::string& args) { return paci::testing::run_paci(args); }
+std::string tmp(const std::string& name) { return fresh_path(name); }
+std::string paci() { return paci_binary(); }
 
 const std::string kSmall =
     "--data synthetic --vocab 256 --layers 2 --seq 16 --batch 2 --microbatches 2";
 
-int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+int lines(const std::string& s) { return paci::testing::count_lines(s); }
 
 TEST(TrainCli, FlagsOutOfRangeGiveOneLineAndExitTwo) {
   struct Case { std::string args; const char* mention; };
