@@ -63,6 +63,12 @@ if [[ "${SANITIZE:-1}" != 0 && -n "$san" ]]; then
   done
 fi
 
+# --- NCCL: a 1-rank communicator's self send/receive (the NCCL transport's calls) ---
+if [[ -x "$PACK/bin/nccl_selftest" ]]; then
+  timeout 60 "$PACK/bin/nccl_selftest" > "$OUT/nccl.txt" 2>&1
+  say "== nccl_selftest exit $? : $(tail -1 "$OUT/nccl.txt")"
+fi
+
 # --- the self-test ---
 say "== cuda_selftest ${SELFTEST_ARGS:-}"
 # shellcheck disable=SC2086
@@ -77,6 +83,7 @@ say "== cuda_selftest exit $rc (0 pass, 1 check failed, 2 error, 3 no device, 12
   echo "card: $(cat "$OUT/nvidia-smi.txt")"
   [[ -f "$PACK/BUILD_INFO" ]] && sed 's/^/build: /' "$PACK/BUILD_INFO"
   echo "cuda_selftest exit: $rc"
+  [[ -f "$OUT/nccl.txt" ]] && echo "nccl: $(tail -1 "$OUT/nccl.txt")"
   echo
   echo '```'
   cat "$OUT/selftest.txt"

@@ -8,11 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 dest="${1:-out/cuda_pack}"
 
-bazel build -c opt --config=cuda //exec/cuda:cuda_selftest //exec/cuda:find_cuda_libs
+bazel build -c opt --config=cuda //exec/cuda:cuda_selftest //exec/cuda:find_cuda_libs //exec/cuda:nccl_selftest
 
 rm -rf "$dest"
 mkdir -p "$dest/bin" "$dest/lib"
-for b in cuda_selftest find_cuda_libs; do
+for b in cuda_selftest find_cuda_libs nccl_selftest; do
   cp -L "bazel-bin/exec/cuda/$b" "$dest/bin/$b"
   chmod u+w "$dest/bin/$b"
   strip --strip-unneeded "$dest/bin/$b" 2>/dev/null || true

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "exec/data/shard.h"
+#include "exec/runtime/p2p_order.h"
 #include "exec/runtime/runtime.h"
 #include "exec/runtime/shard_batches.h"
 #include "schedules/analysis.h"
@@ -191,6 +192,23 @@ TEST(ShardBatches, WindowsAreAPureFunctionOfTheMicrobatchId) {
   EXPECT_EQ(x[0], (1000 * 16) % (999 - 16 + 1));
   EXPECT_THROW(ShardBatches(path, 100, 100), std::invalid_argument);
   EXPECT_THROW(ShardBatches(::testing::TempDir() + "/missing.bin", 1, 1), ShardError);
+}
+
+}  // namespace
+}  // namespace paci
+
+namespace paci {
+namespace {
+
+TEST(P2pOrder, LibrarySchedulesKeepEachPairInOrder) {
+  for (const char* name : {"gpipe", "1f1b", "paci", "zb-h1", "pipedream", "pipedream-2bw"})
+    EXPECT_FALSE(p2p_order_mismatch(make_schedule(name, {4, 8, 2}))) << name;
+  EXPECT_FALSE(p2p_order_mismatch(make_schedule("interleaved-1f1b", {4, 8, 2, 2})));
+  // Receiving micro-batch 1 before 0 breaks the order of sends 0 then 1.
+  Schedule swapped = schedule_from_csv("0F0,0F1,0B0,0B1\n1F1,1F0,1B0,1B1\n", "x.csv");
+  auto why = p2p_order_mismatch(swapped);
+  ASSERT_TRUE(why);
+  EXPECT_THAT(*why, HasSubstr("device 0 sends to device 1 first the activation 0->1 mb 0"));
 }
 
 }  // namespace
