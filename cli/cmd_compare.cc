@@ -27,13 +27,6 @@ struct CalibrateFlags {
   uint64_t seed = 1;
 };
 
-void check_device(const std::string& device) {
-  if (device == "cuda")
-    throw UsageError("--device cuda: this build has no CUDA backend for training (build with --config=cuda "
-                     "and run on a machine with a GPU)");
-  if (device != "cpu") throw UsageError(fmt::format("--device must be cpu or cuda (got '{}')", device));
-}
-
 Calibration load_calibration(const std::string& path) {
   try {
     return calibration_from_json(read_file(path), path);

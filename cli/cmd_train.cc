@@ -39,6 +39,7 @@ struct TrainFlags {
   uint64_t seed = 1337;
   std::string data = "sotu", cache;
   double stall_timeout = 60;
+  std::string device = "cpu";
   int hang_rank = -1, hang_after = -1;
 };
 
@@ -50,6 +51,7 @@ void add_train_command(CLI::App& app) {
                                           "(one thread per pipeline device)");
   f->sched.add_to(cmd);
   f->model.add_to(cmd);
+  cmd->add_option("--device", f->device, "cpu (cuda: not yet in the executor)")->capture_default_str();
   cmd->add_option("--lr", f->lr, "Peak learning rate")->capture_default_str();
   cmd->add_option("--warmup", f->warmup, "Warm-up steps (default 1% of the steps, at least 1)");
   cmd->add_option("--decay-steps", f->decay_steps,
@@ -74,6 +76,7 @@ void add_train_command(CLI::App& app) {
   hang->group("");
   cmd->add_option("--inject-hang-after", f->hang_after, "See --inject-hang")->group("");
   cmd->callback([f] {
+    check_device(f->device);
     TrainOptions o;
     o.schedule = f->sched.schedule;
     o.params = f->sched.params();
