@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "cli/device.h"
 #include "cli/measure.h"
 #include "cli/model_flags.h"
 #include "schedules/files.h"
@@ -22,7 +23,8 @@ namespace {
 
 struct CalibrateFlags {
   ModelFlags model;
-  std::string device = "cpu", out = "calibration.json";
+  DeviceFlags device;
+  std::string out = "calibration.json";
   int microbatches = 4, steps = 3;
   uint64_t seed = 1;
 };
@@ -71,17 +73,17 @@ void add_calibrate_command(CLI::App& app) {
                                  "transfers, memory) and write a calibration for `paci sim --calibration` and "
                                  "`paci compare`");
   f->model.add_to(cmd);
-  cmd->add_option("--device", f->device, "cpu (cuda needs a CUDA build)")->capture_default_str();
+  f->device.add_to(cmd);
   cmd->add_option("--microbatches,-M", f->microbatches, "Micro-batches per measured step")->capture_default_str();
   cmd->add_option("--steps,-N", f->steps, "Measured steps per run")->capture_default_str();
   cmd->add_option("--out,-o", f->out, "Calibration file to write")->capture_default_str();
   cmd->callback([f] {
-    check_device(f->device);
+    ExecDevice dev = make_exec_device(f->device, 3);
     if (f->microbatches < 2) throw UsageError(fmt::format("--microbatches must be >= 2 (got {})", f->microbatches));
     if (f->steps < 1) throw UsageError(fmt::format("--steps must be >= 1 (got {})", f->steps));
     GptConfig cfg = f->model.config(true);
     Calibration c = calibrate_cpu(cfg, f->model.batch, f->model.seq_len(cfg), f->microbatches, f->steps, f->seed,
-                                  std::cout);
+                                  std::cout, dev);
     write_file_atomic(user_path(f->out), calibration_to_json(c));
     std::cout << fmt::format(
         "per micro-batch of {}x{}: layer F {:.2f} ms, B {:.2f} ms (I {:.2f} + W {:.2f}); head F {:.2f} ms, B "
@@ -96,7 +98,8 @@ namespace {
 struct CompareFlags {
   ScheduleFlags sched;
   ModelFlags model;
-  std::string device = "cpu", calibration, trace, svg, json;
+  DeviceFlags device;
+  std::string calibration, trace, svg, json;
   uint64_t seed = 1;
 };
 
@@ -110,27 +113,28 @@ void add_compare_command(CLI::App& app) {
                  "run; print measured and predicted side by side with relative errors");
   f->sched.add_to(cmd);
   f->model.add_to(cmd);
-  cmd->add_option("--device", f->device, "cpu (cuda needs a CUDA build)")->capture_default_str();
+  f->device.add_to(cmd);
   cmd->add_option("--calibration", f->calibration, "Calibration file (default: calibrate now, on separate runs)");
   cmd->add_option("--trace", f->trace, "Write both timelines to one Perfetto JSON file");
   cmd->add_option("--svg", f->svg, "Draw both timelines, measured above predicted");
   cmd->add_option("--json", f->json, "Write the comparison as JSON");
   cmd->callback([f] {
-    check_device(f->device);
     GptConfig cfg = f->model.config(true);
     const int B = f->model.batch, T = f->model.seq_len(cfg);
     Schedule s = make_schedule(f->sched.schedule, f->sched.params());
     validate(s);
     std::vector<StagePartition> part = f->model.stage_partition(cfg, s.stages());
+    ExecDevice dev = make_exec_device(f->device, s.stages());
     Calibration cal = f->calibration.empty()
-                          ? calibrate_cpu(cfg, B, T, std::max(2, f->sched.microbatches), 3, f->seed, std::cout)
+                          ? calibrate_cpu(cfg, B, T, std::max(2, f->sched.microbatches), 3, f->seed, std::cout,
+                                          make_exec_device(f->device, 3))
                           : load_calibration(user_path(f->calibration));
     if (cal.micro_batch != B || cal.seq_len != T)
       throw UsageError(fmt::format("--calibration was measured at micro-batches of {}x{}, this run uses {}x{}",
                                    cal.micro_batch, cal.seq_len, B, T));
     std::cout << fmt::format("compare: running {} on {} stages ({} micro-batches x {} steps) for real...\n", s.name,
                              s.stages(), s.spec.microbatches, s.spec.steps);
-    MeasuredRun run = measure(s, cfg, part, B, T, f->seed);
+    MeasuredRun run = measure(s, cfg, part, B, T, f->seed, dev);
     SimResult sim = simulate(s, cost_for_partition(cal, compositions(part)));
     const Trace& mt = run.trace;
     Trace pt = sim.trace;

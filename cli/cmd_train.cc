@@ -12,6 +12,7 @@
 
 #include "cli/common.h"
 #include "cli/data.h"
+#include "cli/device.h"
 #include "cli/model_flags.h"
 #include "exec/model/config.h"
 #include "exec/mpi/mpi.h"
@@ -39,7 +40,7 @@ struct TrainFlags {
   uint64_t seed = 1337;
   std::string data = "sotu", cache;
   double stall_timeout = 60;
-  std::string device = "cpu";
+  DeviceFlags device;
   int hang_rank = -1, hang_after = -1;
 };
 
@@ -51,7 +52,7 @@ void add_train_command(CLI::App& app) {
                                           "(one thread per pipeline device)");
   f->sched.add_to(cmd);
   f->model.add_to(cmd);
-  cmd->add_option("--device", f->device, "cpu (cuda: not yet in the executor)")->capture_default_str();
+  f->device.add_to(cmd);
   cmd->add_option("--lr", f->lr, "Peak learning rate")->capture_default_str();
   cmd->add_option("--warmup", f->warmup, "Warm-up steps (default 1% of the steps, at least 1)");
   cmd->add_option("--decay-steps", f->decay_steps,
@@ -76,7 +77,6 @@ void add_train_command(CLI::App& app) {
   hang->group("");
   cmd->add_option("--inject-hang-after", f->hang_after, "See --inject-hang")->group("");
   cmd->callback([f] {
-    check_device(f->device);
     TrainOptions o;
     o.schedule = f->sched.schedule;
     o.params = f->sched.params();
@@ -109,6 +109,9 @@ void add_train_command(CLI::App& app) {
     // Check the schedule before touching data, so flag errors come first.
     Schedule probe = make_schedule(o.schedule, o.params);
     const int updates = probe.spec.total_microbatches() / probe.accum;
+    ExecDevice dev = make_exec_device(f->device, probe.stages());
+    o.make_backend = dev.make_backend;
+    o.peak_flops = dev.peak_flops;
     if (f->decay_steps < 0) throw UsageError(fmt::format("--decay-steps must be >= 0 (got {})", f->decay_steps));
     o.adamw.total_steps = f->decay_steps > 0 ? f->decay_steps : updates;
     o.adamw.warmup_steps = f->warmup >= 0 ? f->warmup : std::max(1, static_cast<int>(o.adamw.total_steps) / 100);
@@ -142,11 +145,11 @@ void add_train_command(CLI::App& app) {
     o.stop = &g_stop;
     if (reporter)
       std::cout << fmt::format("paci train: {}{} on {} stages, {} micro-batches of {}x{} per step, {} "
-                             "steps ({} updates), model {} ({:.1f}M parameters), data {}\n",
+                             "steps ({} updates), model {} ({:.1f}M parameters), data {}, device {}\n",
                              o.schedule, mpi ? fmt::format(" ({} MPI ranks)", mpi->size()) : "",
                              probe.stages(), probe.spec.microbatches, o.micro_batch,
                              o.seq_len, probe.spec.steps, updates, describe(o.model),
-                             num_parameters(o.model) / 1e6, data.description);
+                             num_parameters(o.model) / 1e6, data.description, dev.description);
     std::signal(SIGINT, on_sigint);
     TrainReport rep;
     try {

@@ -11,8 +11,9 @@
 namespace paci::cli {
 
 MeasuredRun measure(const Schedule& s, const GptConfig& model, const std::vector<StagePartition>& partition,
-                    int B, int T, uint64_t seed) {
+                    int B, int T, uint64_t seed, const ExecDevice& device) {
   RunConfig rc;
+  rc.make_backend = device.make_backend;
   rc.model = model;
   rc.partition = partition;
   rc.seed = seed;
@@ -23,6 +24,7 @@ MeasuredRun measure(const Schedule& s, const GptConfig& model, const std::vector
   MeasuredRun out;
   out.memory = r.memory;
   out.trace = measured_trace(s, r.actions, r.memory, B, T);
+  if (!device.description.empty()) out.trace.cost = device.description;
   return out;
 }
 
@@ -54,7 +56,8 @@ std::vector<StageComposition> compositions(const std::vector<StagePartition>& pa
   return out;
 }
 
-Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, uint64_t seed, std::ostream& log) {
+Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, uint64_t seed, std::ostream& log,
+                          const ExecDevice& device) {
   const int L = model.layers;
   std::vector<std::vector<StagePartition>> parts = {partition_from_layers(model, {0, L, 0}),
                                                     partition_from_layers(model, {L})};
@@ -64,7 +67,7 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, ui
     const int S = static_cast<int>(part.size());
     log << fmt::format("calibrate: measuring {} stage{} ({} micro-batches of {}x{}, {} steps)...\n", S,
                        S > 1 ? "s: embedding | layers | head" : ": the whole model", M, B, T, N);
-    runs.push_back(measure(calibration_schedule(S, M, N), model, part, B, T, seed));
+    runs.push_back(measure(calibration_schedule(S, M, N), model, part, B, T, seed, device));
   }
   for (size_t k = 0; k < parts.size(); ++k) {
     CalibrationRun r;
@@ -94,7 +97,8 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, ui
   c.boundary_bytes = static_cast<double>(n * sizeof(float));
   c.bandwidth = c.boundary_bytes / std::max(per, 1e-9);
   c.latency = 0;
-  c.source = fmt::format("cpu executor, {}, B={} T={}, {}", describe(model), B, T, "threads");
+  c.source = fmt::format("{}, {}, B={} T={}", device.description.empty() ? "cpu" : device.description,
+                         describe(model), B, T);
   return c;
 }
 

@@ -5,6 +5,7 @@
 #include <ostream>
 #include <vector>
 
+#include "cli/device.h"
 #include "exec/model/config.h"
 #include "exec/model/partition.h"
 #include "exec/runtime/runtime.h"
@@ -20,7 +21,7 @@ struct MeasuredRun {
 };
 
 MeasuredRun measure(const Schedule& s, const GptConfig& model, const std::vector<StagePartition>& partition,
-                    int B, int T, uint64_t seed);
+                    int B, int T, uint64_t seed, const ExecDevice& device = {});
 
 // One device running S stages in turn, every micro-batch through all of them: forwards, then
 // the backward whole (even micro-batches) or split into I and W (odd ones), an OPT per stage
@@ -31,6 +32,7 @@ std::vector<StageComposition> compositions(const std::vector<StagePartition>& pa
 
 // Two runs on this machine (layers 0,L,0 on three stages, and all layers on one stage), fitted
 // into per-piece costs; transfer bandwidth from timing a copy of one activation message.
-Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, uint64_t seed, std::ostream& log);
+Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, uint64_t seed, std::ostream& log,
+                          const ExecDevice& device = {});
 
 }  // namespace paci::cli

@@ -104,11 +104,4 @@ ScheduleParams ScheduleFlags::params() const {
   return p;
 }
 
-void check_device(const std::string& device) {
-  if (device == "cuda")
-    throw UsageError("--device cuda: the executor does not run on CUDA yet (the CUDA backend builds with "
-                     "--config=cuda and has its own GPU check, tests/gpu/gpu_check.sh); use --device cpu");
-  if (device != "cpu") throw UsageError(fmt::format("--device must be cpu or cuda (got '{}')", device));
-}
-
 }  // namespace paci::cli

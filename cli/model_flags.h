@@ -38,7 +38,4 @@ struct ScheduleFlags {
   ScheduleParams params() const;
 };
 
-// --device: cpu, or cuda (refused with one line until the executor runs on CUDA).
-void check_device(const std::string& device);
-
 }  // namespace paci::cli

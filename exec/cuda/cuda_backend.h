@@ -103,7 +103,7 @@ class CudaBackend final : public Backend {
   // Makes this backend's device (and cu_context, if any) current for the calling thread. The
   // constructor binds the constructing thread; a thread that drives the backend afterwards
   // (or one that drove another backend in between) calls this first.
-  void bind_thread() const;
+  void bind_thread() const override;
 
   void* alloc(size_t bytes) override;
   void free(void* p) override;

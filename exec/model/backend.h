@@ -35,6 +35,12 @@ class BackendT {
   virtual void from_host(void* dst, const void* host_src, size_t bytes) = 0;
   // Waits for queued work (a no-op on the CPU).
   virtual void synchronize() {}
+  // True when buffers are plain host memory (the CPU backend), so a transport may read and
+  // write them directly.
+  virtual bool host_memory() const { return false; }
+  // Prepares the calling thread to drive this backend (a GPU backend makes its device and
+  // context current). The runtime calls it on the worker thread that runs a stage.
+  virtual void bind_thread() const {}
 
   // ---- layers ----
   // out[N,OC] = in[N,IC] · w[OC,IC]ᵀ + bias[OC] (bias may be null).

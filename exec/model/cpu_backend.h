@@ -6,9 +6,10 @@
 namespace paci {
 
 struct CpuBackendOptions {
-  // OpenBLAS threads per GEMM. Default 1: pipeline stages already run in parallel threads,
-  // and a fixed thread count keeps results reproducible. OpenBLAS's setting is process-wide,
-  // so the last CpuBackend constructed wins; 0 leaves it untouched.
+  // OpenBLAS threads per GEMM, also used by the kernels outside BLAS. Default 1: pipeline
+  // stages already run in parallel threads. The results do not depend on it (GEMMs slice K,
+  // kernels split only independent rows; see cpu_kernels.h). OpenBLAS's setting is
+  // process-wide, so the last CpuBackend constructed wins; 0 leaves it untouched.
   int blas_threads = 1;
 };
 
@@ -17,10 +18,11 @@ struct CpuBackendOptions {
 // non-GEMM kernels use blas_threads threads too (0: OpenBLAS's current count), splitting
 // only over independent rows or elements, so results do not depend on the thread count.
 template <typename T>
-class CpuBackendT final : public BackendT<T> {
+class CpuBackendT : public BackendT<T> {
  public:
   explicit CpuBackendT(const CpuBackendOptions& options = {});
   std::string name() const override { return "cpu"; }
+  bool host_memory() const override { return true; }
 
   void* alloc(size_t bytes) override;
   void free(void* p) override;

@@ -36,6 +36,8 @@ struct PipelineRuntime::Impl {
     std::unordered_map<int, int> fwd_version;  // in-flight mb -> version its forward used
     float *x_in = nullptr, *x_out = nullptr, *dx_out = nullptr, *dx_in = nullptr;
     float* tied_tmp = nullptr;
+    Backend* be = nullptr;                // this stage's backend
+    std::vector<float> staging;           // host copy of a message, for non-host backends
     std::vector<int> tokens, targets;
     StageMemory mem;
     int slots_in_use = 0;
@@ -44,7 +46,9 @@ struct PipelineRuntime::Impl {
   const Schedule& schedule;
   RunConfig config;
   BatchSource& data;
-  CpuBackend backend;
+  std::unique_ptr<Backend> shared_cpu;
+  std::vector<std::unique_ptr<Backend>> owned_backends;
+  bool staged = false;  // messages go through host memory
   std::unique_ptr<InProcessTransport> own_transport;
   Transport* transport;
   std::vector<Stage> stages;           // every stage; only local ones have a model
@@ -65,7 +69,7 @@ struct PipelineRuntime::Impl {
   std::vector<double> batch_lr;
 
   Impl(const Schedule& s, const RunConfig& c, BatchSource& d, Transport* t)
-      : schedule(s), config(c), data(d), backend(CpuBackendOptions{1}), transport(t) {
+      : schedule(s), config(c), data(d), transport(t) {
     S = s.stages();
     if (!transport) {
       own_transport = std::make_unique<InProcessTransport>();
@@ -93,13 +97,24 @@ struct PipelineRuntime::Impl {
       if (!local_device[g.device]) continue;
       ++local_stages;
       const int slots = std::max(1, an.stages[st].inflight_peak);
-      g.model = std::make_unique<StageModel>(backend, config.model, config.partition[st], B, T,
-                                             slots, config.seed);
-      g.opt = std::make_unique<AdamW>(backend, g.model->layout(), config.adamw);
+      if (config.make_backend) {
+        owned_backends.push_back(config.make_backend(st));
+        g.be = owned_backends.back().get();
+      } else {
+        if (!shared_cpu) shared_cpu = std::make_unique<CpuBackend>(CpuBackendOptions{1});
+        g.be = shared_cpu.get();
+      }
+      if (!g.be->host_memory() && !config.transport_takes_device_buffers) {
+        staged = true;
+        g.staging.resize(boundary);
+      }
+      g.model = std::make_unique<StageModel>(*g.be, config.model, config.partition[st], B, T, slots,
+                                             config.seed);
+      g.opt = std::make_unique<AdamW>(*g.be, g.model->layout(), config.adamw);
       g.version = config.first_update;
       g.opt->set_steps_taken(config.first_update);
       for (int k = slots - 1; k >= 0; --k) g.free_slots.push_back(k);
-      auto buf = [&] { return static_cast<float*>(backend.alloc(boundary * sizeof(float))); };
+      auto buf = [&] { return static_cast<float*>(g.be->alloc(boundary * sizeof(float))); };
       g.x_in = buf(), g.x_out = buf(), g.dx_out = buf(), g.dx_in = buf();
       g.tokens.resize(static_cast<size_t>(B) * T);
       g.targets.resize(static_cast<size_t>(B) * T);
@@ -114,8 +129,8 @@ struct PipelineRuntime::Impl {
   ~Impl() {
     for (Stage& g : stages) {
       for (float* p : {g.x_in, g.x_out, g.dx_out, g.dx_in, g.tied_tmp})
-        if (p) backend.free(p);
-      for (auto& [v, c] : g.stash) backend.free(c);
+        if (p) g.be->free(p);
+      for (auto& [v, c] : g.stash) g.be->free(c);
     }
   }
 
@@ -130,11 +145,25 @@ struct PipelineRuntime::Impl {
   }
 
   // Receives or throws a "stuck" error that names the waiting device and action.
+  // Sends a stage's device buffer: directly, or through the stage's host staging buffer.
+  void post(Stage& g, const MessageKey& key, const float* data, size_t n) {
+    if (g.staging.empty()) {
+      transport->send(key, data, n);
+      return;
+    }
+    if (n > g.staging.size()) g.staging.resize(n);
+    g.be->to_host(g.staging.data(), data, n * sizeof(float));
+    transport->send(key, g.staging.data(), n);
+  }
+
   // Waiting is idle time, not the action's: the action's start moves to when the message is
   // in (a measured trace then shows waits as bubbles, as the simulator does).
-  void receive(const MessageKey& key, float* out, size_t n, int device, int pos, const Action& a,
+  void receive(Stage& g, const MessageKey& key, float* out, size_t n, int device, int pos, const Action& a,
                ActionRecord& rec) {
-    if (transport->recv(key, out, n, config.stall_timeout)) {
+    if (!g.staging.empty() && n > g.staging.size()) g.staging.resize(n);
+    float* landing = g.staging.empty() ? out : g.staging.data();
+    if (transport->recv(key, landing, n, config.stall_timeout)) {
+      if (landing != out) g.be->from_host(out, landing, n * sizeof(float));
       rec.start = now();
       return;
     }
@@ -163,8 +192,8 @@ struct PipelineRuntime::Impl {
   void keep_current_version(Stage& g) {
     float*& c = g.stash[g.version];
     if (!c) {
-      c = static_cast<float*>(backend.alloc(g.model->param_bytes()));
-      backend.copy(c, g.model->params(), g.model->param_bytes());
+      c = static_cast<float*>(g.be->alloc(g.model->param_bytes()));
+      g.be->copy(c, g.model->params(), g.model->param_bytes());
     }
     g.mem.peak_stashed_copies = std::max<int>(g.mem.peak_stashed_copies, g.stash.size());
   }
@@ -179,7 +208,7 @@ struct PipelineRuntime::Impl {
       if (needed) {
         ++it;
       } else {
-        backend.free(it->second);
+        g.be->free(it->second);
         it = g.stash.erase(it);
       }
     }
@@ -190,7 +219,7 @@ struct PipelineRuntime::Impl {
     const bool first = g.index == 0, last = g.index == S - 1;
     if (first || last) data.get(mb_abs, g.tokens.data(), g.targets.data());
     if (!first)
-      receive({MessageKind::kActivation, g.index, a.mb}, g.x_in, boundary, device, pos, a, rec);
+      receive(g, {MessageKind::kActivation, g.index, a.mb}, g.x_in, boundary, device, pos, a, rec);
     int used = g.version;
     if (schedule.policy == WeightPolicy::kDoubleBuffer)
       used = std::max<int>(static_cast<int>(mb_abs / schedule.accum) - 1, config.first_update);
@@ -209,13 +238,13 @@ struct PipelineRuntime::Impl {
     rec.version = used;
     result.v_fwd[g.index][a.mb] = used;
     if (last) result.mb_loss[a.mb] = loss;
-    else transport->send({MessageKind::kActivation, g.index + 1, a.mb}, g.x_out, boundary);
+    else post(g, {MessageKind::kActivation, g.index + 1, a.mb}, g.x_out, boundary);
   }
 
   void backward_input(Stage& g, const Action& a, int device, int pos, ActionRecord& rec,
                       bool whole) {
     const bool first = g.index == 0, last = g.index == S - 1;
-    if (!last) receive({MessageKind::kGradient, g.index, a.mb}, g.dx_out, boundary, device, pos, a, rec);
+    if (!last) receive(g, {MessageKind::kGradient, g.index, a.mb}, g.dx_out, boundary, device, pos, a, rec);
     const int vf = g.fwd_version.at(a.mb);
     const int vb = schedule.policy == WeightPolicy::kCurrent ? g.version : vf;
     const float* w = weights_for(g, vb);
@@ -232,7 +261,7 @@ struct PipelineRuntime::Impl {
     g.fwd_version.erase(a.mb);
     rec.version = vb;
     result.v_bwd[g.index][a.mb] = vb;
-    if (!first) transport->send({MessageKind::kGradient, g.index - 1, a.mb}, g.dx_in, boundary);
+    if (!first) post(g, {MessageKind::kGradient, g.index - 1, a.mb}, g.dx_in, boundary);
   }
 
   void release_slot(Stage& g, int mb) {
@@ -278,9 +307,9 @@ struct PipelineRuntime::Impl {
   void take_snapshot(Stage& g) {
     const size_t n = g.model->param_count();
     std::vector<float> p(n), m(n), v(n);
-    backend.to_host(p.data(), g.model->params(), n * sizeof(float));
-    backend.to_host(m.data(), g.opt->m(), n * sizeof(float));
-    backend.to_host(v.data(), g.opt->v(), n * sizeof(float));
+    g.be->to_host(p.data(), g.model->params(), n * sizeof(float));
+    g.be->to_host(m.data(), g.opt->m(), n * sizeof(float));
+    g.be->to_host(v.data(), g.opt->v(), n * sizeof(float));
     std::lock_guard<std::mutex> lock(mu);
     Snapshot& s = snapshots[g.version];
     s.version = g.version;
@@ -314,16 +343,17 @@ struct PipelineRuntime::Impl {
     if (g.index != 0 && g.index != S - 1) return;
     float* own = g.model->grad_tensor(g.index == 0 ? "wte" : "lm_head");
     const size_t n = static_cast<size_t>(config.model.vocab_size) * config.model.channels;
-    if (!g.tied_tmp) g.tied_tmp = static_cast<float*>(backend.alloc(n * sizeof(float)));
+    if (!g.tied_tmp) g.tied_tmp = static_cast<float*>(g.be->alloc(n * sizeof(float)));
     const int other = g.index == 0 ? S - 1 : 0;
-    transport->send({MessageKind::kTiedEmbedding, other, g.version}, own, n);
-    receive({MessageKind::kTiedEmbedding, g.index, g.version}, g.tied_tmp, n, device, pos, a, rec);
-    backend.accumulate(own, g.tied_tmp, n);
+    post(g, {MessageKind::kTiedEmbedding, other, g.version}, own, n);
+    receive(g, {MessageKind::kTiedEmbedding, g.index, g.version}, g.tied_tmp, n, device, pos, a, rec);
+    g.be->accumulate(own, g.tied_tmp, n);
   }
 
   void worker(int device, const std::atomic<bool>* stop, std::vector<ActionRecord>& records) {
     const auto& prog = schedule.programs[device];
     int pos = 0;
+    const Backend* bound = nullptr;
     try {
       for (; pos < static_cast<int>(prog.size()); ++pos) {
         if (transport->aborted()) return;
@@ -333,6 +363,7 @@ struct PipelineRuntime::Impl {
         }
         const Action& a = prog[pos];
         Stage& g = stages[a.stage];
+        if (g.be != bound) (bound = g.be)->bind_thread();
         ActionRecord rec;
         rec.device = device;
         rec.action = a;
@@ -383,9 +414,9 @@ void PipelineRuntime::restore(const Snapshot& snap) {
       throw std::invalid_argument(fmt::format("snapshot stage {} holds {} parameters, the "
                                               "model's stage {} has {}: a different model or "
                                               "partition", s, snap.params[s].size(), s, n));
-    im.backend.from_host(g.model->params(), snap.params[s].data(), n * sizeof(float));
-    im.backend.from_host(g.opt->m(), snap.m[s].data(), n * sizeof(float));
-    im.backend.from_host(g.opt->v(), snap.v[s].data(), n * sizeof(float));
+    g.be->from_host(g.model->params(), snap.params[s].data(), n * sizeof(float));
+    g.be->from_host(g.opt->m(), snap.m[s].data(), n * sizeof(float));
+    g.be->from_host(g.opt->v(), snap.v[s].data(), n * sizeof(float));
     g.opt->set_steps_taken(snap.version);
     g.version = snap.version;
   }

@@ -39,6 +39,12 @@ struct RunConfig {
   int first_update = 0;
   // Devices this process runs (one process per rank); empty = all of them, as threads.
   std::vector<int> local_devices;
+  // The backend of each stage (e.g. a CUDA backend on its own stream); empty = the CPU
+  // backend, shared by all stages.
+  std::function<std::unique_ptr<Backend>(int stage)> make_backend;
+  // The transport moves the backend's buffers itself (NCCL); otherwise messages of a
+  // non-host backend are staged through host memory.
+  bool transport_takes_device_buffers = false;
 };
 
 // One executed action, for the trace: seconds since the run started.

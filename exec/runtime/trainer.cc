@@ -216,6 +216,7 @@ TrainReport train(const TrainOptions& opt) {
     rc.stall_timeout = opt.stall_timeout;
     rc.snapshot_every = 1;
     rc.first_update = done;
+    rc.make_backend = opt.make_backend;
     if (group) rc.local_devices = {group->rank()};
     PipelineRuntime rt(sched, rc, *opt.train, opt.transport);
     if (have_state) rt.restore(state);
@@ -231,9 +232,12 @@ TrainReport train(const TrainOptions& opt) {
                      {"time_s", elapsed}});
       if (log && (opt.live || k % log_every == 0 || k == total_updates)) {
         const double left = (total_updates - k) * tokens_per_update / std::max(rate, 1e-9);
+        const std::string mfu = opt.peak_flops > 0
+            ? fmt::format(" | MFU {:.1f}%", 100 * rate * flops_per_token(model, opt.seq_len) / opt.peak_flops)
+            : std::string();
         *log << (opt.live ? "\r\033[K" : "")
-                 << fmt::format("step {:>5}/{} | loss {:.4f} | lr {:.2e} | {:.0f} tok/s | ETA {}", k,
-                                total_updates, ev.loss, ev.lr, rate, eta(left))
+                 << fmt::format("step {:>5}/{} | loss {:.4f} | lr {:.2e} | {:.0f} tok/s{} | ETA {}", k,
+                                total_updates, ev.loss, ev.lr, rate, mfu, eta(left))
                  << (opt.live ? "" : "\n") << std::flush;
       }
       if (opt.val && opt.eval_every > 0 && k % opt.eval_every == 0 && ev.snapshot && k < total_updates)

@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -47,6 +49,9 @@ struct TrainOptions {
   // trace is gathered on rank 0, every rank writes its stages of a checkpoint.
   RankGroup* group = nullptr;
   Transport* transport = nullptr;
+  // Backends per stage (GPU); empty = CPU. peak_flops > 0 adds MFU to the progress line.
+  std::function<std::unique_ptr<Backend>(int stage)> make_backend;
+  double peak_flops = 0;
   // Fault injection for tests: rank `hang_rank` stops answering after update `hang_after`.
   int hang_rank = -1, hang_after = -1;
 };

@@ -91,6 +91,25 @@ TEST(Runtime, SynchronousSchedulesEqualOneStageBitwise) {
   expect_bitwise_equal(ref, run(make_schedule("interleaved-1f1b", {4, M, N, 1})), "interleaved P=4 v=1");
 }
 
+// The CPU backend posing as device memory: the runtime must stage messages through host
+// buffers (as for a GPU backend with an in-process or MPI transport) and get the same bits.
+class DeviceLikeCpu : public CpuBackend {
+ public:
+  bool host_memory() const override { return false; }
+};
+
+TEST(Runtime, MessagesStagedThroughHostMemoryGiveTheSameBits) {
+  Schedule s = make_schedule("paci", {4, 4, 2, std::nullopt, 2});
+  RunConfig cfg;
+  cfg.model = small_model();
+  cfg.seed = 7;
+  SyntheticBatches a(kB, kT, cfg.model.vocab_size, 7), b(kB, kT, cfg.model.vocab_size, 7);
+  RunResult direct = PipelineRuntime(s, cfg, a).run();
+  cfg.make_backend = [](int) { return std::make_unique<DeviceLikeCpu>(); };
+  RunResult staged = PipelineRuntime(s, cfg, b).run();
+  EXPECT_EQ(direct.mb_loss, staged.mb_loss);
+}
+
 TEST(Runtime, PaciWithOneStageEqualsOneF1B) {
   expect_bitwise_equal(run(make_schedule("1f1b", {1, 4, 3})), run(make_schedule("paci", {1, 4, 3})),
                        "paci P=1");
