@@ -76,6 +76,48 @@ timeout 200 "$PACK/bin/cuda_selftest" ${SELFTEST_ARGS:-} > "$OUT/selftest.txt" 2
 rc=$?
 tail -3 "$OUT/selftest.err" >> "$log"
 say "== cuda_selftest exit $rc (0 pass, 1 check failed, 2 error, 3 no device, 124 timeout)"
+# --- the executor on the GPU: paci train / compare --device cuda ---
+# gpt2-124m single stage in fp32 and bf16 (tokens/s, MFU), then 4 stages on one GPU for gpipe,
+# 1f1b and paci, without and with SM partitioning, predicted (calibrated on separate runs)
+# vs measured step time. Each run is short; the whole section is capped at 150 s.
+exec_table="$OUT/executor.md"
+if [[ -x "$PACK/bin/paci" && $rc -ne 3 ]]; then
+  P="$PACK/bin/paci"
+  small=(--model gpt2-124m --seq 1024 --batch 4 --data synthetic --vocab 50257)
+  {
+    echo "| run | tokens/s | MFU |"
+    echo "|---|---|---|"
+    for prec in fp32 bf16; do
+      timeout 60 "$P" train --device cuda --precision $prec --stages 1 --microbatches 2 --steps 6 "${small[@]}" \
+        > "$OUT/train_$prec.txt" 2>&1
+      line=$(grep -E "^step +6/6" "$OUT/train_$prec.txt" | tail -1)
+      echo "| gpt2-124m 1 stage $prec | $(sed -E 's/.*\| ([0-9]+) tok\/s.*/\1/' <<< "$line") | $(sed -E 's/.*MFU ([0-9.]+%).*/\1/' <<< "$line") |"
+    done
+  } > "$exec_table" 2>>"$log"
+  timeout 40 "$P" calibrate --device cuda --precision bf16 --model gpt2-124m --layers 12 --seq 1024 --batch 2 \
+    --out "$OUT/cal.json" > "$OUT/calibrate.txt" 2>&1
+  {
+    echo
+    echo "| 4 stages on one GPU (bf16) | SM partition | measured step (s) | predicted (s) | error |"
+    echo "|---|---|---|---|---|"
+    for part in off equal; do
+      for sched in gpipe 1f1b paci; do
+        timeout 30 "$P" compare --device cuda --precision bf16 --sm-partition $part --schedule $sched --stages 4 \
+          --microbatches 8 --steps 4 --model gpt2-124m --seq 1024 --batch 2 --calibration "$OUT/cal.json" \
+          --json "$OUT/compare_${sched}_$part.json" > "$OUT/compare_${sched}_$part.txt" 2>&1
+        python3 - "$OUT/compare_${sched}_$part.json" "$sched" "$part" <<'PY' || echo "| $sched | $part | failed | | |"
+import json, sys
+c = json.load(open(sys.argv[1]))
+m, p = c["measured"]["step_time"], c["predicted"]["step_time"]
+print(f"| {sys.argv[2]} | {sys.argv[3]} | {m:.4f} | {p:.4f} | {100 * (p - m) / m:+.1f}% |")
+PY
+      done
+    done
+  } >> "$exec_table" 2>>"$log"
+  say "== executor on the GPU:"
+  cat "$exec_table" | tee -a "$log"
+fi
+
 # One file ready to land in bench/results/: date, card, build, then the self-test output.
 {
   echo "# CUDA backend self-test, $(date -u +%Y-%m-%d)"
@@ -88,7 +130,9 @@ say "== cuda_selftest exit $rc (0 pass, 1 check failed, 2 error, 3 no device, 12
   echo '```'
   cat "$OUT/selftest.txt"
   echo '```'
+  [[ -f "$exec_table" ]] && { echo; cat "$exec_table"; }
 } > "$OUT/result.md"
 echo
 cat "$OUT/selftest.txt"
+[[ -f "$exec_table" ]] && cat "$exec_table"
 exit $rc

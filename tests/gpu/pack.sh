@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 dest="${1:-out/cuda_pack}"
 
-bazel build -c opt --config=cuda //exec/cuda:cuda_selftest //exec/cuda:find_cuda_libs //exec/cuda:nccl_selftest
+bazel build -c opt --config=cuda //exec/cuda:cuda_selftest //exec/cuda:find_cuda_libs //exec/cuda:nccl_selftest \
+  //cli:paci
 
 rm -rf "$dest"
 mkdir -p "$dest/bin" "$dest/lib"
@@ -17,12 +18,15 @@ for b in cuda_selftest find_cuda_libs nccl_selftest; do
   chmod u+w "$dest/bin/$b"
   strip --strip-unneeded "$dest/bin/$b" 2>/dev/null || true
 done
+cp -L bazel-bin/cli/paci "$dest/bin/paci"
+chmod u+w "$dest/bin/paci"
+strip --strip-unneeded "$dest/bin/paci" 2>/dev/null || true
 cp tests/gpu/gpu_check.sh "$dest/"
 
 # Shared libraries: everything ldd resolves except glibc's own, the loader, and the CUDA
 # libraries that come from the machine (cuBLAS, cuBLASLt, NCCL, the driver).
 skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libdl\.so|libpthread\.so|librt\.so|libcublas|libcublasLt|libnccl|libcuda\.so)'
-ldd "$dest/bin/cuda_selftest" | awk '/=>/ {print $1, $3}' | while read -r name path; do
+{ ldd "$dest/bin/cuda_selftest"; ldd "$dest/bin/paci"; } | awk '/=>/ {print $1, $3}' | sort -u | while read -r name path; do
   if [[ "$name" =~ $skip ]] || [[ ! -f "$path" ]]; then continue; fi
   cp -L "$path" "$dest/lib/$name"
 done
