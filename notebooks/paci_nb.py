@@ -366,3 +366,140 @@ def integer_log2_axis(ax, values):
     ax.xaxis.set_major_locator(FixedLocator(vals))
     ax.xaxis.set_major_formatter(FixedFormatter([str(v) for v in vals]))
     ax.xaxis.set_minor_locator(NullLocator())
+
+
+# --- bench/paci-study results ---------------------------------------------------------------
+
+STUDY_COLUMNS = ["run", "schedule", "microbatches", "accum", "micro_batch", "predicted_step_s", "predicted_bubble",
+                 "steps_to_target", "tokens_to_target", "predicted_time_to_target_s", "speedup_vs_best_1f1b",
+                 "final_val_loss"]
+_STUDY_INTS = ("microbatches", "accum", "micro_batch", "steps_to_target", "tokens_to_target")
+
+
+def study_dir():
+    """The directory holding paci-study.csv, paci-study.md and paci-study/ (bench/paci-study's
+    output): PACI_NB_STUDY (a relative one is taken in the data directory), else the
+    repository's bench/results."""
+    spec = os.environ.get("PACI_NB_STUDY", "").strip()
+    if not spec:
+        return HERE.parent / "bench" / "results"
+    p = Path(spec).expanduser()
+    return p if p.is_absolute() else data_dir() / p
+
+
+def _study_meta(md_path):
+    import re
+    try:
+        text = Path(md_path).read_text()
+    except FileNotFoundError:
+        raise InputError(f"{md_path}: no such file (bench/paci-study writes it next to paci-study.csv)")
+    pats = {"model": r"for `([^`]+)` on\s+`", "device": r"for `[^`]+` on\s+`([^`]+)`",
+            "stages": r"(\d+) pipeline stages", "target_batch": r"global batch (\d+) sequences split",
+            "updates": r"; (\d+) updates \(", "target_loss": r"Target:[^*]*\*\*([-+0-9.eE]+)\*\*"}
+    meta = {}
+    for key, pat in pats.items():
+        m = re.search(pat, text)
+        if not m:
+            raise InputError(f"{md_path}: cannot find the {key.replace('_', ' ')} (pattern {pat!r}); "
+                             "is this bench/paci-study's table?")
+        meta[key] = m.group(1)
+    for key in ("stages", "target_batch", "updates"):
+        meta[key] = int(meta[key])
+    meta["target_loss"] = float(meta["target_loss"])
+    meta["quick"] = "--quick run" in text
+    return meta
+
+
+def read_study(directory=None):
+    """bench/paci-study's results: the table (paci-study.csv), the target and time axis it names
+    (paci-study.md) and every run's metrics (paci-study/<run>.jsonl, read with read_metrics) and
+    simulator summary (paci-study/<run>.sim.json). Checks that they agree with each other: the
+    predicted seconds per update are the simulated makespan / updates, and the target loss (the
+    best validation loss every run reaches) and each run's steps to it, recomputed from the
+    metrics as bench/paci-study computes them, are the table's. Raises InputError naming the file."""
+    d = Path(directory) if directory else study_dir()
+    if not d.is_dir():
+        raise InputError(f"PACI_NB_STUDY: {d} is not a directory (bench/paci-study writes its results to "
+                         "bench/results; `PACI_STUDY_OUT=DIR bench/paci-study --quick` makes a small one in DIR)")
+    csv_path, md_path = d / "paci-study.csv", d / "paci-study.md"
+    try:
+        with open(csv_path, newline="") as f:
+            reader = csv.DictReader(f)
+            cols = reader.fieldnames or []
+            raw = list(reader)
+    except FileNotFoundError:
+        raise InputError(f"{csv_path}: no such file (run bench/paci-study, or set PACI_NB_STUDY to the directory "
+                         "holding paci-study.csv)")
+    missing = [c for c in STUDY_COLUMNS if c not in cols]
+    if missing:
+        raise InputError(f"{csv_path}: lacks columns {missing} (is this bench/paci-study's table?)")
+    if not raw:
+        raise InputError(f"{csv_path}: no rows")
+    meta = _study_meta(md_path)
+    rows, seen = [], set()
+    for n, r in enumerate(raw, start=2):
+        x = dict(r)
+        try:
+            for c in STUDY_COLUMNS[2:]:
+                v = (r[c] or "").strip()
+                if c in ("steps_to_target", "tokens_to_target", "predicted_time_to_target_s") and v in ("", "None"):
+                    x[c] = None  # never reached the target
+                else:
+                    x[c] = int(v) if c in _STUDY_INTS else float(v)
+                    if not math.isfinite(x[c]):
+                        raise ValueError(v)
+        except (TypeError, ValueError):
+            raise InputError(f"{csv_path}:{n}: column {c} is not a number: {r.get(c)!r}")
+        if not x["run"] or x["run"] in seen:
+            raise InputError(f"{csv_path}:{n}: run name {x['run']!r} is empty or repeated")
+        seen.add(x["run"])
+        if x["predicted_step_s"] <= 0:
+            raise InputError(f"{csv_path}:{n}: predicted_step_s must be positive, got {x['predicted_step_s']}")
+        rows.append(x)
+
+    runs = {}
+    for x in rows:
+        base = d / "paci-study" / x["run"]
+        m = read_metrics(f"{base}.jsonl")
+        if not m["val"]:
+            raise InputError(f"{base}.jsonl: no validation rows (val_loss)")
+        runs[x["run"]] = m
+        sim_path = f"{base}.sim.json"
+        sim = load_json(sim_path)
+        if not isinstance(sim, dict) or sim.get("format") != "paci-sim-summary":
+            raise InputError(f"{sim_path}: not a `paci sim --json` summary (format must be paci-sim-summary)")
+        res = need(sim, "results", sim_path, "the summary")
+        if not isinstance(res, list) or len(res) != 1:
+            raise InputError(f"{sim_path}: expected one result, got {len(res) if isinstance(res, list) else res!r}")
+        s = res[0]
+        if need(s, "schedule", sim_path, "the result") != x["schedule"] or \
+                need(s, "microbatches", sim_path, "the result") != x["microbatches"]:
+            raise InputError(f"{sim_path}: simulates {s['schedule']} with M={s['microbatches']}, but {csv_path} "
+                             f"says {x['run']} is {x['schedule']} with M={x['microbatches']}")
+        makespan = finite(need(s, "makespan", sim_path, "the result"), sim_path, "makespan")
+        updates = int(need(s, "steps", sim_path, "the result")) * x["microbatches"] // x["accum"]
+        step = makespan / updates
+        if abs(step - x["predicted_step_s"]) > 1e-5 * step:
+            raise InputError(f"{csv_path}: {x['run']}: predicted_step_s {x['predicted_step_s']} is not the makespan / "
+                             f"updates of {sim_path} ({makespan:.6g} / {updates} = {step:.6g})")
+        x["sim"] = s
+        x["label"] = x["run"]
+
+    # The target as bench/paci-study computes it: the best validation loss every run reaches.
+    vals = {name: {r["step"]: r["val_loss"] for r in m["val"]} for name, m in runs.items()}
+    target = max(min(v.values()) for v in vals.values())
+    if abs(target - meta["target_loss"]) > 5.1e-5:
+        raise InputError(f"{md_path}: target loss {meta['target_loss']} is not the best validation loss every run "
+                         f"in {d / 'paci-study'} reaches ({target:.6f}): are they from the same study run?")
+    for x in rows:
+        v = vals[x["run"]]
+        reach = [s for s in sorted(v) if v[s] <= target]
+        first = reach[0] if reach else None
+        if first != x["steps_to_target"]:
+            raise InputError(f"{csv_path}: {x['run']}: steps_to_target {x['steps_to_target']}, but its metrics reach "
+                             f"the target {target:.4f} at step {first}")
+        tpu = runs[x["run"]]["tokens_per_update"]
+        if first is not None and x["tokens_to_target"] != first * tpu:
+            raise InputError(f"{csv_path}: {x['run']}: tokens_to_target {x['tokens_to_target']} is not "
+                             f"{first} steps x {tpu} tokens per update (from its metrics)")
+    return {**meta, "dir": d, "csv": csv_path, "md": md_path, "rows": rows, "runs": runs, "target_loss": target}
