@@ -56,13 +56,7 @@ NcclTransport::~NcclTransport() {
 }
 
 int NcclTransport::peer_of_sender(const MessageKey& key) const {
-  const int S = static_cast<int>(stage_device_.size());
-  switch (key.kind) {
-    case MessageKind::kActivation: return stage_device_.at(key.stage - 1);
-    case MessageKind::kGradient: return stage_device_.at(key.stage + 1);
-    case MessageKind::kTiedEmbedding: return stage_device_.at(key.stage == 0 ? S - 1 : 0);
-  }
-  return -1;
+  return stage_device_.at(sender_stage(key, static_cast<int>(stage_device_.size())));
 }
 
 void NcclTransport::send(const MessageKey& key, const float* data, size_t n) {

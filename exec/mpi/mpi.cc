@@ -116,13 +116,7 @@ MpiTransport::~MpiTransport() {
 }
 
 int MpiTransport::source_rank(const MessageKey& key) const {
-  const int S = static_cast<int>(stage_device_.size());
-  switch (key.kind) {
-    case MessageKind::kActivation: return stage_device_.at(key.stage - 1);
-    case MessageKind::kGradient: return stage_device_.at(key.stage + 1);
-    case MessageKind::kTiedEmbedding: return stage_device_.at(key.stage == 0 ? S - 1 : 0);
-  }
-  return -1;
+  return stage_device_.at(sender_stage(key, static_cast<int>(stage_device_.size())));
 }
 
 void MpiTransport::reap_sends(bool wait) {

@@ -168,10 +168,7 @@ struct PipelineRuntime::Impl {
       return;
     }
     if (transport->aborted()) throw std::runtime_error("");  // someone else failed first
-    const int from_stage = key.kind == MessageKind::kActivation ? key.stage - 1
-                           : key.kind == MessageKind::kGradient   ? key.stage + 1
-                           : key.stage == 0                       ? S - 1
-                                                                  : 0;
+    const int from_stage = sender_stage(key, S);
     throw std::runtime_error(fmt::format(
         "stuck: device {} at position {} ({}) waited {:.1f} s for the {} on device {}: that "
         "device stopped answering, or the schedule's order cannot make progress (check an "

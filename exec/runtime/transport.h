@@ -24,6 +24,17 @@ struct MessageKey {
 
 std::string describe(const MessageKey& key);
 
+// The stage that sends the message `key` names, in a pipeline of `stages` stages: the previous
+// stage for an activation, the next one for a gradient, the other end for tied embeddings.
+inline int sender_stage(const MessageKey& key, int stages) {
+  switch (key.kind) {
+    case MessageKind::kActivation: return key.stage - 1;
+    case MessageKind::kGradient: return key.stage + 1;
+    case MessageKind::kTiedEmbedding: return key.stage == 0 ? stages - 1 : 0;
+  }
+  return -1;
+}
+
 class Transport {
  public:
   virtual ~Transport() = default;
