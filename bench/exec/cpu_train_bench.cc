@@ -2,7 +2,7 @@
 // same run, plus activation memory per pipeline stage against the IR's prediction.
 //
 //   cpu_train_bench [--cases tiny:4:64,gpt2-124m:1:256] [--threads 1,2] [--min_seconds S]
-//                   [--md PATH] [--csv PATH] [--commit SHA] [--date D] [--load "uptime"]
+//                   [--md PATH] [--csv PATH] [--commit SHA] [--date D]
 //
 // Throughput: a training step is forward + backward + AdamW (+ zero_grad) of the whole model
 // as one StageModel; FLOPs by llm.c's convention (flops_per_token in config.h). The sgemm
@@ -58,7 +58,7 @@ struct Options {
   std::vector<Case> cases = {{"tiny", 4, 64}, {"tiny", 32, 64}, {"gpt2-124m", 1, 256}};
   std::vector<int> threads = {1, 2};
   double min_seconds = 2.0;  // per case and thread count, after one warm-up step
-  std::string md, csv, commit = "unknown", date = "unknown", load_before, load_after;
+  std::string md, csv, commit = "unknown", date = "unknown";
 };
 
 // ---- sgemm at the model's shapes ----
@@ -87,12 +87,26 @@ std::vector<GemmShape> step_gemms(const GptConfig& cfg, int B, int T) {
 }
 
 struct SgemmResult {
-  double seconds_per_step = 0;  // Σ count · time(shape)
-  double flops_per_step = 0;
-  double gflops() const { return flops_per_step / seconds_per_step * 1e-9; }
+  std::vector<double> best;  // per shape: the fastest call seen
+  std::vector<int> count;
+  std::vector<double> flops;
+  double seconds_per_step() const {  // Σ count · time(shape)
+    double s = 0;
+    for (size_t i = 0; i < best.size(); ++i) s += count[i] * best[i];
+    return s;
+  }
+  double gflops() const {
+    double f = 0;
+    for (size_t i = 0; i < best.size(); ++i) f += count[i] * flops[i];
+    return f / seconds_per_step() * 1e-9;
+  }
 };
 
-SgemmResult time_sgemm(const std::vector<GemmShape>& shapes, double min_seconds_per_shape) {
+// Times every shape (at least 3 calls and min_seconds_per_shape each) and keeps, per shape,
+// the fastest call of this and of earlier rounds in *r: the bench runs one round before and
+// one after the training steps, so a burst of load from other processes hits neither alone.
+void time_sgemm(const std::vector<GemmShape>& shapes, double min_seconds_per_shape,
+                SgemmResult* r) {
   size_t a = 0, b = 0, c = 0;
   for (const GemmShape& s : shapes) {
     a = std::max(a, static_cast<size_t>(s.M) * s.K);
@@ -104,8 +118,15 @@ SgemmResult time_sgemm(const std::vector<GemmShape>& shapes, double min_seconds_
   std::vector<float> A(a), Bm(b), Cm(c, 0.0f);
   for (float& x : A) x = u(rng);
   for (float& x : Bm) x = u(rng);
-  SgemmResult r;
-  for (const GemmShape& s : shapes) {
+  if (r->best.empty()) {
+    r->best.assign(shapes.size(), INFINITY);
+    for (const GemmShape& s : shapes) {
+      r->count.push_back(s.count);
+      r->flops.push_back(s.flops());
+    }
+  }
+  for (size_t k = 0; k < shapes.size(); ++k) {
+    const GemmShape& s = shapes[k];
     const int lda = s.ta == CblasNoTrans ? s.K : s.M;
     const int ldb = s.tb == CblasNoTrans ? s.N : s.K;
     auto call = [&] {
@@ -124,10 +145,8 @@ SgemmResult time_sgemm(const std::vector<GemmShape>& shapes, double min_seconds_
       best = std::min(best, since(t1));
       ++reps;
     } while (since(t0) < min_seconds_per_shape || reps < 3);
-    r.seconds_per_step += s.count * best;
-    r.flops_per_step += s.count * s.flops();
+    r->best[k] = std::min(r->best[k], best);
   }
-  return r;
 }
 
 // ---- training steps ----
@@ -173,6 +192,7 @@ TrainResult time_training(Backend& be, const GptConfig& cfg, int B, int T, doubl
   std::vector<double> times;
   const auto t0 = Clock::now();
   double best = INFINITY;
+  // At least min_seconds and 2 steps; a third if it fits in 3 · min_seconds.
   do {
     tb.reset();
     const auto s = step(r.steps + 1);
@@ -189,7 +209,8 @@ TrainResult time_training(Backend& be, const GptConfig& cfg, int B, int T, doubl
       r.gemm_flops = tb.gemm_flops();
     }
     ++r.steps;
-  } while (since(t0) < min_seconds || r.steps < 3);
+  } while (since(t0) < min_seconds || r.steps < 2 ||
+           (r.steps < 3 && since(t0) + best <= 3 * min_seconds));
   r.seconds = best;
   std::sort(times.begin(), times.end());
   r.median_seconds = times[times.size() / 2];
@@ -246,16 +267,27 @@ std::string fmt(const char* f, double x) {
   return buf;
 }
 
+// "model name (family F, model M)" of the first CPU in /proc/cpuinfo.
 std::string cpu_model() {
   std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos) return line.substr(colon + 2);
-    }
+  std::string line, name = "unknown", family, model;
+  auto value = [&line] {
+    const size_t colon = line.find(':');
+    return colon == std::string::npos ? std::string() : line.substr(colon + 2);
+  };
+  while (std::getline(in, line) && !line.empty()) {
+    if (line.rfind("model name", 0) == 0) name = value();
+    if (line.rfind("cpu family", 0) == 0) family = value();
+    if (line.rfind("model\t", 0) == 0) model = value();
   }
-  return "unknown";
+  return name + (family.empty() ? "" : " (family " + family + ", model " + model + ")");
+}
+
+std::string loadavg() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a.empty() ? "n/a" : a + ", " + b + ", " + c + " (1, 5, 15 min)";
 }
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -296,8 +328,6 @@ Options parse(int argc, char** argv) {
       o.commit = value();
     } else if (a == "--date") {
       o.date = value();
-    } else if (a == "--load") {
-      o.load_before = value();
     } else {
       throw std::invalid_argument("unknown flag " + a);
     }
@@ -319,6 +349,7 @@ struct Row {
 
 int run_main(int argc, char** argv) {
   const Options o = parse(argc, argv);
+  const std::string load_before = loadavg();
   std::vector<Row> rows;
   for (int threads : o.threads) {
     CpuBackendOptions bo;
@@ -330,8 +361,10 @@ int run_main(int argc, char** argv) {
       r.threads = threads;
       GptConfig cfg = preset(c.preset);
       r.flops_per_token = flops_per_token(cfg, c.T);
-      r.sgemm = time_sgemm(step_gemms(cfg, c.B, c.T), 0.05);
+      const std::vector<GemmShape> shapes = step_gemms(cfg, c.B, c.T);
+      time_sgemm(shapes, 0.1, &r.sgemm);
       r.train = time_training(be, cfg, c.B, c.T, o.min_seconds);
+      time_sgemm(shapes, 0.1, &r.sgemm);
       std::fprintf(stderr,
                    "%-24s threads=%d  %8.1f tok/s  %7.1f ms/step  %6.1f GFLOP/s  sgemm %6.1f "
                    "GFLOP/s  fraction %.2f  (median %.1f ms, loss %.6f)\n",
@@ -343,16 +376,16 @@ int run_main(int argc, char** argv) {
   }
   const int memB = 4, memT = 64, memM = 8, memN = 2;
   const std::vector<StageMem> mem = measure_memory(memB, memT, memM, memN);
+  const std::string load_after = loadavg();
 
   std::ostringstream md, csv;
   md << "# CPU training throughput and activation memory\n\n"
      << "Written by `bench/exec/run` (`//bench/exec:cpu_train_bench`); do not edit by hand.\n\n"
      << "| | |\n|---|---|\n"
-     << "| machine | " << cpu_model() << ", nproc " << std::thread::hardware_concurrency()
-     << " |\n"
+     << "| machine | " << cpu_model() << ", nproc " << std::thread::hardware_concurrency() << " |\n"
      << "| commit | " << o.commit << " |\n"
      << "| date | " << o.date << " |\n"
-     << "| load before the run | " << (o.load_before.empty() ? "n/a" : o.load_before) << " |\n"
+     << "| load average before / after the run | " << load_before << " / " << load_after << " |\n"
      << "| BLAS | " << openblas_get_config() << " |\n\n";
 
   md << "## Single-stage training steps\n\n"
@@ -398,8 +431,7 @@ int run_main(int argc, char** argv) {
     put("train", &r, -1, "backward_ms", 1e3 * r.train.bwd);
     put("train", &r, -1, "optimizer_ms", 1e3 * r.train.opt);
     for (int i = 0; i < kNumOps; ++i) {
-      put("kernel_ms", &r, -1, op_name(static_cast<Op>(i)),
-          1e3 * r.train.op_seconds[i]);
+      put("kernel_ms", &r, -1, op_name(static_cast<Op>(i)), 1e3 * r.train.op_seconds[i]);
     }
   }
 
@@ -425,8 +457,8 @@ int run_main(int argc, char** argv) {
     md << "| " << name << " |";
     for (const Row& r : rows) {
       const double s = value_of(r);
-      md << " " << fmt("%.2f", 1e3 * s) << " ("
-         << fmt("%.0f%%", 100 * s / r.train.seconds) << ") |";
+      md << " " << fmt("%.2f", 1e3 * s) << " (" << fmt("%.0f%%", 100 * s / r.train.seconds)
+         << ") |";
     }
     md << "\n";
   };
@@ -443,6 +475,38 @@ int run_main(int argc, char** argv) {
   line("**optimizer**", [](const Row& r) { return r.train.opt; });
   line("**step**", [](const Row& r) { return r.train.seconds; });
 
+  md << "\n## Reading the numbers\n\n"
+     << "- Timings are the fastest of 2 or more steps, and per sgemm shape the fastest of at "
+        "least 6 calls (half before, half after the steps): the machine is shared, see the "
+        "load average above; the CSV also has the median step.\n"
+     << "- llm.c's FLOP count charges every parameter 6 FLOPs per token, the embedding tables "
+        "included. For `tiny` (untied, C = 64) wte is half of all parameters but only a "
+        "lookup, so its achieved FLOP/s and the fraction exceed what the GEMMs really run "
+        "(fractions above 100%); read `tiny` by its time in GEMMs and the breakdown. For "
+        "`gpt2-124m` (tied) wte is the LM head, a real GEMM, and the count is close to the "
+        "work done (attention is charged at full T, the causal half is not subtracted).\n";
+  for (const Row& r : rows) {
+    if (r.c.preset != "gpt2-124m") continue;
+    std::vector<std::pair<double, std::string>> outside;
+    for (int i = 0; i < kNumOps; ++i) {
+      const Op op = static_cast<Op>(i);
+      if (op == Op::kMatmulForward || op == Op::kMatmulBackwardInput ||
+          op == Op::kMatmulBackwardWeight)
+        continue;
+      outside.push_back({r.train.op_seconds[i], op_name(op)});
+    }
+    std::sort(outside.rbegin(), outside.rend());
+    md << "- " << r.c.label() << ", " << r.threads << " BLAS thread" << (r.threads > 1 ? "s" : "")
+       << ": " << fmt("%.0f%%", 100 * r.fraction())
+       << " of sgemm (target 50%: " << (r.fraction() >= 0.5 ? "met" : "**missed**") << "); "
+       << fmt("%.0f%%", 100 * (1 - r.train.gemm_seconds / r.train.seconds))
+       << " of the step is outside the linear GEMMs, mostly";
+    for (size_t i = 0; i < 3 && i < outside.size(); ++i)
+      md << (i ? "," : "") << " " << outside[i].second << " "
+         << fmt("%.0f%%", 100 * outside[i].first / r.train.seconds);
+    md << ".\n";
+  }
+
   md << "\n## Activation memory per stage\n\n"
      << "tiny (B=" << memB << ", T=" << memT << ") in 4 stages under 1F1B (P=4, M=" << memM
      << ", N=" << memN
@@ -454,10 +518,9 @@ int run_main(int argc, char** argv) {
      << "|---:|---|---:|---:|---:|---:|---:|---:|---|\n";
   for (const StageMem& s : mem) {
     const size_t measured = s.peak_slots_in_use * s.slot_bytes;
-    md << "| " << s.stage << " | " << s.layers << " | " << s.slot_bytes << " | "
-       << s.inflight_peak << " | " << s.predicted() << " | " << s.slots_allocated << " | "
-       << s.peak_slots_in_use << " | " << measured << " | "
-       << (measured == s.predicted() ? "yes" : "**no**") << " |\n";
+    md << "| " << s.stage << " | " << s.layers << " | " << s.slot_bytes << " | " << s.inflight_peak
+       << " | " << s.predicted() << " | " << s.slots_allocated << " | " << s.peak_slots_in_use
+       << " | " << measured << " | " << (measured == s.predicted() ? "yes" : "**no**") << " |\n";
     put("memory", nullptr, s.stage, "slot_bytes", s.slot_bytes);
     put("memory", nullptr, s.stage, "ir_inflight_peak", s.inflight_peak);
     put("memory", nullptr, s.stage, "ir_bytes", s.predicted());

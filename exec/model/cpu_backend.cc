@@ -77,12 +77,12 @@ void CpuBackendT<T>::layernorm_backward_params(T* dw, T* db, const T* dout, cons
 }
 template <typename T>
 void CpuBackendT<T>::attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int NH) {
-  cpu::attention_forward(out, att, qkv, B, Tn, C, NH);
+  cpu::attention_forward(out, att, qkv, B, Tn, C, NH, threads_);
 }
 template <typename T>
 void CpuBackendT<T>::attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int B,
                                         int Tn, int C, int NH) {
-  cpu::attention_backward(dqkv, dout, qkv, att, B, Tn, C, NH);
+  cpu::attention_backward(dqkv, dout, qkv, att, B, Tn, C, NH, threads_);
 }
 template <typename T>
 void CpuBackendT<T>::gelu_forward(T* out, const T* in, size_t n) {

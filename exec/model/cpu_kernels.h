@@ -3,24 +3,32 @@
 // (+=) convention are those documented in backend.h.
 //
 // Speed: GEMMs (the linear layers and attention's per-head score and value products) go to
-// BLAS; the rest is written as plain loops over fixed-width lane arrays that the compiler
-// vectorises without -ffast-math (BUILD adds -O3 -fno-math-errno), and fp32 uses its own
-// exp/tanh (exp_kernel) instead of libm's scalar calls.
+// BLAS; the rest is plain loops over fixed-width lane arrays that the compiler vectorises
+// without -ffast-math (BUILD adds -O3 and SSE4.2), and fp32 computes exp and GELU with SSE
+// intrinsics instead of libm's scalar calls.
 //
-// Determinism: every result is a fixed function of the inputs and the shapes. Reductions
-// run in a fixed order (lane i takes the elements ≡ i mod kLanes of a block; blocks are
-// folded into a double in order). Kernels that use threads split only over independent
-// rows or elements, so the bits do not depend on the thread count; the vector body and
-// the scalar tail of a loop do the same IEEE operations (no FMA contraction: -ffp-contract=off).
+// Determinism: every result is a fixed function of the inputs and the shapes. GEMMs slice
+// K so that BLAS's threads cannot change the summation order (see gemm). Reductions run in
+// a fixed order (lane i takes the elements ≡ i mod kLanes of a block; blocks are folded
+// into a double in order). Kernels that use threads split only over independent rows or
+// elements, so the bits do not depend on the thread count; the vector body and the scalar
+// tail of a loop do the same IEEE operations (no FMA contraction: -ffp-contract=off).
 #pragma once
 
 #include <cblas.h>
+#if defined(__x86_64__)
+#include <smmintrin.h>
+#endif
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -30,77 +38,230 @@ namespace paci {
 namespace cpu {
 
 // ---- BLAS dispatch ----
-inline void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
-                 const float* A, int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+
+inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+                      const float* A, int lda, const float* B, int ldb, float beta, float* C,
+                      int ldc) {
   cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-inline void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, double alpha,
-                 const double* A, int lda, const double* B, int ldb, double beta, double* C,
-                 int ldc) {
+inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, double alpha,
+                      const double* A, int lda, const double* B, int ldb, double beta, double* C,
+                      int ldc) {
   cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// The reduction dimension goes to BLAS in slices of at most kGemmK, accumulated in order.
+// OpenBLAS splits a longer K into blocks itself, and its serial and threaded drivers split
+// it differently (sgemm with K = 50257 or K = 1025 gives other bits with 2 threads than
+// with 1), while within a slice no longer than its block size (GEMM_Q: 320 for this
+// machine's sgemm kernel, ≥ 256 on the x86 kernels) each output element is one
+// fixed-order dot product whatever the threads. Slicing makes results independent of the
+// BLAS thread count for a small cost (C is read and written once per slice).
+constexpr int kGemmK = 256;
+
+// C[M,N] = alpha·op(A)[M,K]·op(B)[K,N] + beta·C, row-major.
+template <typename T>
+void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, T alpha, const T* A, int lda,
+          const T* B, int ldb, T beta, T* C, int ldc) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    blas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);  // C = beta·C
+    return;
+  }
+  for (int k0 = 0; k0 < K; k0 += kGemmK) {
+    const int kn = std::min(kGemmK, K - k0);
+    const T* a = ta == CblasNoTrans ? A + k0 : A + static_cast<size_t>(k0) * lda;
+    const T* b = tb == CblasNoTrans ? B + static_cast<size_t>(k0) * ldb : B + k0;
+    blas_gemm(ta, tb, M, N, kn, alpha, a, lda, b, ldb, k0 == 0 ? beta : T(1), C, ldc);
+  }
 }
 
 // ---- threads ----
 
-// Runs fn(begin, end) over [0, n) in at most `threads` contiguous chunks of at least `grain`
-// items, the calling thread taking the first. Callers only split over independent items,
-// so the result is the same for any thread count. fn must not throw.
+// Runs fn(begin, end) over consecutive chunks covering [0, n), on at most `threads` threads
+// (the caller included) and only if each gets at least `grain` items. Threads take chunks
+// from a shared counter, and the caller returns as soon as every chunk is done, not when
+// the helpers exit: on a shared machine a helper the OS starts late finds no work left and
+// holds nobody up. Callers only split over independent items: which thread runs a chunk,
+// and how many threads there are, changes no bits. fn must not throw.
 template <typename F>
 void parallel_for(int threads, size_t n, size_t grain, const F& fn) {
-  const size_t chunks = std::min(static_cast<size_t>(std::max(threads, 1)),
-                                 n / std::max<size_t>(grain, 1));
-  if (chunks <= 1) {
+  grain = std::max<size_t>(grain, 1);
+  const size_t workers = std::min(static_cast<size_t>(std::max(threads, 1)), n / grain);
+  if (workers <= 1) {
     if (n > 0) fn(size_t{0}, n);
     return;
   }
-  const size_t per = (n + chunks - 1) / chunks;
-  std::vector<std::thread> pool;
-  pool.reserve(chunks - 1);
-  for (size_t c = 1; c < chunks; ++c) {
-    const size_t b = c * per, e = std::min(n, b + per);
-    if (b < e) pool.emplace_back([&fn, b, e] { fn(b, e); });
+  // Shared with detached helpers, which may outlive this call (without touching fn's data).
+  struct Work {
+    Work(const F& f, size_t n, size_t chunk) : fn(f), n(n), chunk(chunk) {}
+    void run() {
+      for (size_t b = next.fetch_add(chunk); b < n; b = next.fetch_add(chunk)) {
+        const size_t e = std::min(n, b + chunk);
+        fn(b, e);
+        if (done.fetch_add(e - b) + (e - b) == n) {
+          std::lock_guard<std::mutex> lock(mu);
+          all_done.notify_all();
+        }
+      }
+    }
+    const F fn;
+    const size_t n, chunk;
+    std::atomic<size_t> next{0}, done{0};
+    std::mutex mu;
+    std::condition_variable all_done;
+  };
+  auto work = std::make_shared<Work>(fn, n, std::max(grain / 4, n / (workers * 8)) + 1);
+  for (size_t w = 1; w < workers; ++w) std::thread([work] { work->run(); }).detach();
+  work->run();
+  std::unique_lock<std::mutex> lock(work->mu);
+  work->all_done.wait(lock, [&] { return work->done.load() == n; });
+}
+
+// Items per thread below which a helper thread costs more than it saves (starting one
+// takes ~20 µs, more on a busy machine).
+constexpr size_t kElementGrain = 1 << 17;
+
+// ---- exp and GELU over arrays ----
+//
+// Generic versions: libm (double, for the gradient tests; fp32 off x86-64). fp32 on x86-64
+// has its own below, with SSE4.1: libm's scalar expf/tanhf would dominate the softmax over
+// a 50k vocabulary and the GELU.
+
+constexpr double kGeluCoeff = 0.044715;
+inline double gelu_sqrt_2_over_pi() { return std::sqrt(2.0 / M_PI); }
+
+// out[i] = e^(in[i] − shift)
+template <typename T>
+void exp_shifted(T* out, const T* in, T shift, size_t n) {
+  for (size_t i = 0; i < n; ++i) out[i] = std::exp(in[i] - shift);
+}
+
+// out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+template <typename T>
+void gelu_values(T* out, const T* in, size_t n) {
+  const T k = static_cast<T>(gelu_sqrt_2_over_pi()), c = static_cast<T>(kGeluCoeff);
+  for (size_t i = 0; i < n; ++i) {
+    const T x = in[i];
+    out[i] = T(0.5) * x * (T(1) + std::tanh(k * (x + c * x * x * x)));
   }
-  fn(size_t{0}, std::min(n, per));
-  for (std::thread& t : pool) t.join();
 }
 
-// Items per thread below which spawning one costs more than it saves (~20 µs).
-constexpr size_t kElementGrain = 1 << 16;
-
-// ---- elementary functions ----
-
-// e^x in fp32 for vectorised loops: e^x = 2^n·e^r with n = round(x·log2 e) and
-// r = x − n·ln 2 (ln 2 split in two so r is exact), e^r from Cephes' degree-6 minimax
-// polynomial; relative error < 2e-7 (about 1 ulp) on the whole range. Below −87.3 it returns
-// 0 (libm would return a denormal); NaN propagates.
-inline float exp_kernel(float x) {
-  float c = x > 88.0f ? 88.0f : x;
-  c = c < -87.0f ? -87.0f : c;
-  // Round to nearest by the 1.5·2^23 trick (vectorises without SSE4.1's roundps).
-  const float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = (c - n * 0.693359375f) - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float er = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) * (1 << 23);
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return x < -87.3f ? 0.0f : er * scale;
+// din += gelu'(x)·dout
+template <typename T>
+void gelu_grads(T* din, const T* in, const T* dout, size_t n) {
+  const T k = static_cast<T>(gelu_sqrt_2_over_pi()), c = static_cast<T>(kGeluCoeff);
+  for (size_t i = 0; i < n; ++i) {
+    const T x = in[i];
+    const T th = std::tanh(k * (x + c * x * x * x));
+    const T sech2 = T(1) - th * th;
+    const T grad = T(0.5) * (T(1) + th) + T(0.5) * x * sech2 * k * (T(1) + T(3) * c * x * x);
+    din[i] += grad * dout[i];
+  }
 }
-inline double exp_kernel(double x) { return std::exp(x); }
 
-// tanh(u) = 1 − 2/(e^{2u} + 1): absolute error ~1e-7 in fp32, which is what GELU's
-// 0.5·x·(1 + tanh) needs (its relative error near u = 0 does not matter there).
-inline float tanh_kernel(float u) {
-  float a = u > 9.0f ? 9.0f : u;  // tanh(±9) rounds to ±1 in fp32
-  a = a < -9.0f ? -9.0f : a;
-  return 1.0f - 2.0f / (exp_kernel(2.0f * a) + 1.0f);
+#if defined(__x86_64__)
+// The fp32 versions are compiled for SSE4.1 whatever the flags of the including file (the
+// target attribute), so every file that includes this header gets the same code and bits
+// (tests/cuda uses these kernels as its reference). SSE4.1 is x86-64-v2, as the BUILD
+// flags of cpu_backend.cc assume anyway.
+#define PACI_SSE41 __attribute__((target("sse4.1")))
+namespace sse {
+
+// e^x, 4 lanes: e^x = 2^n·e^r with n = round(x·log2 e) and r = x − n·ln 2 (ln 2 split in
+// two so r is exact), e^r from Cephes' degree-6 minimax polynomial. Relative error < 1e-7
+// on [−87, 88]; 0 below −87.3 (libm: a denormal); NaN passes through.
+PACI_SSE41 inline __m128 exp(__m128 x) {
+  // max/min with the constant first: an unordered compare returns the second operand, x.
+  const __m128 c = _mm_min_ps(_mm_set1_ps(88.0f), _mm_max_ps(_mm_set1_ps(-87.0f), x));
+  const __m128 n = _mm_round_ps(_mm_mul_ps(c, _mm_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m128 r = _mm_sub_ps(_mm_sub_ps(c, _mm_mul_ps(n, _mm_set1_ps(0.693359375f))),
+                              _mm_mul_ps(n, _mm_set1_ps(-2.12194440e-4f)));
+  __m128 p = _mm_set1_ps(1.9875691500e-4f);
+  p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(1.3981999507e-3f));
+  p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(8.3334519073e-3f));
+  p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(4.1665795894e-2f));
+  p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(1.6666665459e-1f));
+  p = _mm_add_ps(_mm_mul_ps(p, r), _mm_set1_ps(5.0000001201e-1f));
+  const __m128 er = _mm_add_ps(_mm_add_ps(_mm_mul_ps(_mm_mul_ps(p, r), r), r), _mm_set1_ps(1.0f));
+  const __m128 scale =
+      _mm_castsi128_ps(_mm_slli_epi32(_mm_add_epi32(_mm_cvtps_epi32(n), _mm_set1_epi32(127)), 23));
+  return _mm_andnot_ps(_mm_cmplt_ps(x, _mm_set1_ps(-87.3f)), _mm_mul_ps(er, scale));
 }
-inline double tanh_kernel(double u) { return std::tanh(u); }
+
+// GELU from e = e^(2u), u = √(2/π)·(x + 0.044715·x³): tanh(u) = 1 − 2/(e + 1) (absolute
+// error ~1e-7, what 0.5·x·(1 + tanh) needs) and sech²(u) = 4e/(e + 1)² (accurate also where
+// tanh ≈ ±1; 0 once (e + 1)² overflows, the right limit).
+PACI_SSE41 inline __m128 gelu_exp2u(__m128 x) {
+  const __m128 k = _mm_set1_ps(static_cast<float>(gelu_sqrt_2_over_pi()));
+  const __m128 c = _mm_set1_ps(static_cast<float>(kGeluCoeff));
+  const __m128 u = _mm_mul_ps(k, _mm_add_ps(x, _mm_mul_ps(c, _mm_mul_ps(_mm_mul_ps(x, x), x))));
+  return exp(_mm_add_ps(u, u));
+}
+PACI_SSE41 inline __m128 gelu(__m128 x) {
+  const __m128 e1 = _mm_add_ps(gelu_exp2u(x), _mm_set1_ps(1.0f));
+  const __m128 th = _mm_sub_ps(_mm_set1_ps(1.0f), _mm_div_ps(_mm_set1_ps(2.0f), e1));
+  return _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(0.5f), x), _mm_add_ps(_mm_set1_ps(1.0f), th));
+}
+// gelu'(x) = 0.5·(1 + tanh) + 0.5·x·sech²·√(2/π)·(1 + 3·0.044715·x²)
+PACI_SSE41 inline __m128 gelu_grad(__m128 x) {
+  const __m128 k = _mm_set1_ps(static_cast<float>(gelu_sqrt_2_over_pi()));
+  const __m128 c3 = _mm_set1_ps(3.0f * static_cast<float>(kGeluCoeff));
+  const __m128 half = _mm_set1_ps(0.5f), one = _mm_set1_ps(1.0f);
+  const __m128 e = gelu_exp2u(x);
+  const __m128 e1 = _mm_add_ps(e, one);
+  const __m128 th = _mm_sub_ps(one, _mm_div_ps(_mm_set1_ps(2.0f), e1));
+  const __m128 sech2 = _mm_div_ps(_mm_mul_ps(_mm_set1_ps(4.0f), e), _mm_mul_ps(e1, e1));
+  const __m128 poly = _mm_add_ps(one, _mm_mul_ps(c3, _mm_mul_ps(x, x)));
+  return _mm_add_ps(_mm_mul_ps(half, _mm_add_ps(one, th)),
+                    _mm_mul_ps(_mm_mul_ps(_mm_mul_ps(_mm_mul_ps(half, x), sech2), k), poly));
+}
+
+// The last n % 4 elements of an array go through a zero-padded copy, so that every element
+// goes through the same instructions.
+inline __m128 load_tail(const float* p, size_t count) {
+  float a[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  std::copy(p, p + count, a);
+  return _mm_loadu_ps(a);
+}
+inline void store_tail(float* p, __m128 v, size_t count) {
+  float a[4];
+  _mm_storeu_ps(a, v);
+  std::copy(a, a + count, p);
+}
+
+}  // namespace sse
+
+PACI_SSE41 inline void exp_shifted(float* out, const float* in, float shift, size_t n) {
+  const __m128 s = _mm_set1_ps(shift);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) _mm_storeu_ps(out + i, sse::exp(_mm_sub_ps(_mm_loadu_ps(in + i), s)));
+  if (i < n)
+    sse::store_tail(out + i, sse::exp(_mm_sub_ps(sse::load_tail(in + i, n - i), s)), n - i);
+}
+
+PACI_SSE41 inline void gelu_values(float* out, const float* in, size_t n) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) _mm_storeu_ps(out + i, sse::gelu(_mm_loadu_ps(in + i)));
+  if (i < n) sse::store_tail(out + i, sse::gelu(sse::load_tail(in + i, n - i)), n - i);
+}
+
+PACI_SSE41 inline void gelu_grads(float* din, const float* in, const float* dout, size_t n) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const __m128 g = _mm_mul_ps(sse::gelu_grad(_mm_loadu_ps(in + i)), _mm_loadu_ps(dout + i));
+    _mm_storeu_ps(din + i, _mm_add_ps(_mm_loadu_ps(din + i), g));
+  }
+  if (i < n) {
+    const size_t r = n - i;
+    const __m128 g =
+        _mm_mul_ps(sse::gelu_grad(sse::load_tail(in + i, r)), sse::load_tail(dout + i, r));
+    sse::store_tail(din + i, _mm_add_ps(sse::load_tail(din + i, r), g), r);
+  }
+}
+#undef PACI_SSE41
+#endif  // __x86_64__
 
 // ---- fixed-order reductions ----
 
@@ -157,7 +318,8 @@ void matmul_forward(T* out, const T* in, const T* w, const T* bias, int N, int I
   if (N == 0 || OC == 0) return;
   T beta = T(0);
   if (bias) {
-    for (int n = 0; n < N; ++n) std::memcpy(out + static_cast<size_t>(n) * OC, bias, OC * sizeof(T));
+    for (int n = 0; n < N; ++n)
+      std::memcpy(out + static_cast<size_t>(n) * OC, bias, OC * sizeof(T));
     beta = T(1);
   }
   gemm(CblasNoTrans, CblasTrans, N, OC, IC, T(1), in, IC, w, IC, beta, out, OC);
@@ -218,8 +380,7 @@ void layernorm_backward_input(T* din, const T* dout, const T* in, const T* w, co
       T* dx = din + n * C;
       const T m = mean[n], s = rstd[n];
       const double sum_g = sum_of<T>(C, [dy, w](size_t c) { return dy[c] * w[c]; });
-      const double sum_gx =
-          sum_of<T>(C, [=](size_t c) { return dy[c] * w[c] * ((x[c] - m) * s); });
+      const double sum_gx = sum_of<T>(C, [=](size_t c) { return dy[c] * w[c] * ((x[c] - m) * s); });
       const T mean_g = static_cast<T>(sum_g / C), mean_gx = static_cast<T>(sum_gx / C);
       for (int c = 0; c < C; ++c) {
         const T xhat = (x[c] - m) * s;
@@ -261,15 +422,16 @@ void layernorm_backward_params(T* dw, T* db, const T* dout, const T* in, const T
 //   backward: dP = dout·vᵀ, dv += Pᵀ·dout, dS = P ⊙ (dP − rowsum(P ⊙ dP))·scale,
 //             dq += dS·k, dk += dSᵀ·q.
 // Every product is a GEMM over row blocks of `attention_block(T)` rows that stop at the
-// block's last visible column, skipping most of the masked upper triangle.
+// block's last visible column, skipping most of the masked upper triangle. The row-wise
+// softmax steps use the kernel threads (rows are independent); heads run one after another.
 
-inline int attention_block(int Tn) {
-  return Tn <= 64 ? Tn : std::max(64, (Tn / 8 + 15) / 16 * 16);
-}
+inline int attention_block(int Tn) { return Tn <= 64 ? Tn : std::max(64, (Tn / 8 + 15) / 16 * 16); }
 
 template <typename T>
-void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int NH) {
+void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int NH,
+                       int threads = 1) {
   const int hs = C / NH, bs = attention_block(Tn);
+  const size_t row_grain = 2 * kElementGrain / Tn + 1;  // rows average Tn/2 elements
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hs)));
   const int ld = 3 * C;
   for (int b = 0; b < B; ++b) {
@@ -281,18 +443,20 @@ void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int N
       T* o = out + static_cast<size_t>(b) * Tn * C + h * hs;
       for (int r0 = 0; r0 < Tn; r0 += bs) {
         const int r1 = std::min(Tn, r0 + bs);
-        gemm(CblasNoTrans, CblasTrans, r1 - r0, r1, hs, scale, q + static_cast<size_t>(r0) * ld,
-             ld, k, ld, T(0), P + static_cast<size_t>(r0) * Tn, Tn);
+        gemm(CblasNoTrans, CblasTrans, r1 - r0, r1, hs, scale, q + static_cast<size_t>(r0) * ld, ld,
+             k, ld, T(0), P + static_cast<size_t>(r0) * Tn, Tn);
       }
-      for (int t = 0; t < Tn; ++t) {
-        T* row = P + static_cast<size_t>(t) * Tn;
-        const int n = t + 1;
-        const T mx = max_of(row, n);
-        for (int i = 0; i < n; ++i) row[i] = exp_kernel(row[i] - mx);
-        const T inv = static_cast<T>(1.0 / sum_of<T>(n, [row](size_t i) { return row[i]; }));
-        for (int i = 0; i < n; ++i) row[i] *= inv;
-        std::fill(row + n, row + Tn, T(0));
-      }
+      parallel_for(threads, Tn, row_grain, [=](size_t t0, size_t t1) {
+        for (size_t t = t0; t < t1; ++t) {
+          T* row = P + t * Tn;
+          const size_t n = t + 1;
+          const T mx = max_of(row, n);
+          exp_shifted(row, row, mx, n);
+          const T inv = static_cast<T>(1.0 / sum_of<T>(n, [row](size_t i) { return row[i]; }));
+          for (size_t i = 0; i < n; ++i) row[i] *= inv;
+          std::fill(row + n, row + Tn, T(0));
+        }
+      });
       for (int r0 = 0; r0 < Tn; r0 += bs) {
         const int r1 = std::min(Tn, r0 + bs);
         gemm(CblasNoTrans, CblasNoTrans, r1 - r0, hs, r1, T(1), P + static_cast<size_t>(r0) * Tn,
@@ -304,8 +468,9 @@ void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int N
 
 template <typename T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int B, int Tn, int C,
-                        int NH) {
+                        int NH, int threads = 1) {
   const int hs = C / NH, bs = attention_block(Tn);
+  const size_t row_grain = 2 * kElementGrain / Tn + 1;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hs)));
   const int ld = 3 * C;
   std::vector<T> dP(static_cast<size_t>(Tn) * Tn);  // dP, then dS in place
@@ -327,16 +492,18 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int 
              P + static_cast<size_t>(r0) * Tn + r0, Tn, dO + static_cast<size_t>(r0) * C, C, T(1),
              dv + static_cast<size_t>(r0) * ld, ld);
       }
-      for (int t = 0; t < Tn; ++t) {
-        const T* p = P + static_cast<size_t>(t) * Tn;
-        T* d = dS + static_cast<size_t>(t) * Tn;
-        const int n = t + 1;
-        const T dot = static_cast<T>(sum_of<T>(n, [p, d](size_t i) { return p[i] * d[i]; }));
-        for (int i = 0; i < n; ++i) d[i] = p[i] * (d[i] - dot) * scale;
-        // The GEMMs below read the whole diagonal block: clear the masked part of the row.
-        const int block_end = std::min(Tn, (t / bs + 1) * bs);
-        std::fill(d + n, d + block_end, T(0));
-      }
+      parallel_for(threads, Tn, row_grain, [=](size_t t0, size_t t1) {
+        for (size_t t = t0; t < t1; ++t) {
+          const T* p = P + t * Tn;
+          T* d = dS + t * Tn;
+          const size_t n = t + 1;
+          const T dot = static_cast<T>(sum_of<T>(n, [p, d](size_t i) { return p[i] * d[i]; }));
+          for (size_t i = 0; i < n; ++i) d[i] = p[i] * (d[i] - dot) * scale;
+          // The GEMMs below read the whole diagonal block: clear the masked part of the row.
+          const size_t block_end = std::min<size_t>(Tn, (t / bs + 1) * bs);
+          std::fill(d + n, d + block_end, T(0));
+        }
+      });
       for (int r0 = 0; r0 < Tn; r0 += bs) {
         const int r1 = std::min(Tn, r0 + bs);
         // dq[t] += Σ_{t2 < r1} dS[t, t2]·k[t2] for t in [r0, r1)
@@ -344,8 +511,8 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int 
              Tn, k, ld, T(1), dq + static_cast<size_t>(r0) * ld, ld);
         // dk[t2] += Σ_{t >= r0} dS[t, t2]·q[t] for t2 in [r0, r1)
         gemm(CblasTrans, CblasNoTrans, r1 - r0, hs, Tn - r0, T(1),
-             dS + static_cast<size_t>(r0) * Tn + r0, Tn, q + static_cast<size_t>(r0) * ld, ld,
-             T(1), dk + static_cast<size_t>(r0) * ld, ld);
+             dS + static_cast<size_t>(r0) * Tn + r0, Tn, q + static_cast<size_t>(r0) * ld, ld, T(1),
+             dk + static_cast<size_t>(r0) * ld, ld);
       }
     }
   }
@@ -353,32 +520,16 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int 
 
 // ---- GELU (tanh approximation) ----
 
-constexpr double kGeluCoeff = 0.044715;
-inline double gelu_sqrt_2_over_pi() { return std::sqrt(2.0 / M_PI); }
-
 template <typename T>
 void gelu_forward(T* out, const T* in, size_t n, int threads = 1) {
-  const T k = static_cast<T>(gelu_sqrt_2_over_pi()), c = static_cast<T>(kGeluCoeff);
-  parallel_for(threads, n, kElementGrain, [=](size_t i0, size_t i1) {
-    for (size_t i = i0; i < i1; ++i) {
-      const T x = in[i];
-      out[i] = T(0.5) * x * (T(1) + tanh_kernel(k * (x + c * x * x * x)));
-    }
-  });
+  parallel_for(threads, n, kElementGrain,
+               [=](size_t i0, size_t i1) { gelu_values(out + i0, in + i0, i1 - i0); });
 }
 
 template <typename T>
 void gelu_backward(T* din, const T* in, const T* dout, size_t n, int threads = 1) {
-  const T k = static_cast<T>(gelu_sqrt_2_over_pi()), c = static_cast<T>(kGeluCoeff);
-  parallel_for(threads, n, kElementGrain, [=](size_t i0, size_t i1) {
-    for (size_t i = i0; i < i1; ++i) {
-      const T x = in[i];
-      const T th = tanh_kernel(k * (x + c * x * x * x));
-      const T sech2 = T(1) - th * th;
-      const T grad = T(0.5) * (T(1) + th) + T(0.5) * x * sech2 * k * (T(1) + T(3) * c * x * x);
-      din[i] += grad * dout[i];
-    }
-  });
+  parallel_for(threads, n, kElementGrain,
+               [=](size_t i0, size_t i1) { gelu_grads(din + i0, in + i0, dout + i0, i1 - i0); });
 }
 
 // ---- elementwise ----
@@ -461,7 +612,7 @@ void softmax_xent_forward(T* losses, T* probs, const T* logits, const int* targe
       const T mx = max_of(z, V);
       // After subtracting the max the exponentials are in (0, 1]; store them unnormalised,
       // then scale.
-      for (int i = 0; i < V; ++i) p[i] = exp_kernel(z[i] - mx);
+      exp_shifted(p, z, mx, V);
       const double sum = sum_of<T>(V, [p](size_t i) { return p[i]; });
       losses[n] = static_cast<T>(std::log(sum) + static_cast<double>(mx) - zy);
       const T inv = static_cast<T>(1.0 / sum);
