@@ -35,7 +35,7 @@ struct TrainFlags {
   double lr = 1e-3, wd = 0.1, beta1 = 0.9, beta2 = 0.95, min_lr = 0.1;
   int warmup = -1, decay_steps = 0;
   int eval_every = 0, eval_batches = 8;
-  std::string save, resume, trace, metrics;
+  std::string save, resume, trace, metrics, init_llmc, export_llmc;
   int save_every = 0;
   uint64_t seed = 1337;
   std::string data = "sotu", cache;
@@ -64,6 +64,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--save", f->save, "Checkpoint directory (written at the end and every --save-every steps)");
   cmd->add_option("--save-every", f->save_every, "Steps per checkpoint (each ends a pipeline segment: a flush)")->capture_default_str();
   cmd->add_option("--resume", f->resume, "Resume from a checkpoint directory");
+  cmd->add_option("--init-llmc", f->init_llmc, "Start from weights in llm.c's fp32 checkpoint format (with --tied)");
+  cmd->add_option("--export-llmc", f->export_llmc, "Write the final weights in llm.c's fp32 checkpoint format (with --tied)");
   cmd->add_option("--seed", f->seed, "Seed of the initial weights")->capture_default_str();
   cmd->add_option("--trace", f->trace, "Write a Chrome/Perfetto trace of every action (JSON; the last "
                                        "segment when --save-every splits the run)");
@@ -103,6 +105,8 @@ void add_train_command(CLI::App& app) {
     o.save_every = f->save_every;
     o.resume_dir = user_path(f->resume);
     o.metrics_path = user_path(f->metrics);
+    o.init_llmc = user_path(f->init_llmc);
+    o.export_llmc = user_path(f->export_llmc);
     o.interrupt_dir = user_path("paci-checkpoint");
     o.stall_timeout = std::chrono::milliseconds(static_cast<long>(f->stall_timeout * 1000));
 

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "exec/model/llmc_checkpoint.h"
 #include "exec/runtime/checkpoint.h"
 #include "exec/runtime/evaluator.h"
 
@@ -176,6 +177,30 @@ TrainReport train(const TrainOptions& opt) {
     if (log) *log << fmt::format("resumed from {} at step {}\n", opt.resume_dir, done);
   }
 
+  if (!opt.init_llmc.empty()) {
+    if (have_state) throw std::invalid_argument("--init-llmc and --resume exclude each other");
+    // Weights from the file, fresh optimizer state: a snapshot at version 0.
+    state = Snapshot{};
+    state.params.resize(partition.size());
+    std::vector<float*> ptrs;
+    for (size_t st = 0; st < partition.size(); ++st) {
+      state.params[st].assign(make_param_layout(model, partition[st]).total, 0.0f);
+      ptrs.push_back(state.params[st].data());
+    }
+    try {
+      load_llmc_checkpoint(opt.init_llmc, model, partition, ptrs);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(fmt::format("--init-llmc: {}", e.what()));
+    }
+    state.m = state.v = std::vector<std::vector<float>>(partition.size());
+    for (size_t st = 0; st < partition.size(); ++st) state.m[st] = state.v[st] = std::vector<float>(state.params[st].size());
+    have_state = true;
+    if (log) *log << fmt::format("initialised from {}\n", opt.init_llmc);
+  }
+  if (!opt.export_llmc.empty() && !model.tied_embeddings)
+    throw std::invalid_argument("--export-llmc: llm.c checkpoints tie the LM head to the token embedding; train "
+                                "with --tied");
+
   MetricsFile metrics(rep.reports ? opt.metrics_path : std::string());
   std::unique_ptr<Evaluator> evaluator;
   if (opt.val && rep.reports)
@@ -304,6 +329,12 @@ TrainReport train(const TrainOptions& opt) {
   }
   metrics.write({{"summary", {{"updates", done}, {"stages", stages}}}});
   if (opt.val && have_state && !rep.interrupted) evaluate(state, done);
+  if (!opt.export_llmc.empty() && have_state && !rep.interrupted && !group) {
+    std::vector<const float*> ptrs;
+    for (const auto& p : state.params) ptrs.push_back(p.data());
+    save_llmc_checkpoint(opt.export_llmc, model, partition, ptrs);
+    if (log) *log << fmt::format("wrote llm.c weights {}\n", opt.export_llmc);
+  }
   if (group) {
     // The trace of all ranks on rank 0: their actions and their stages' memory.
     std::string bytes;

@@ -36,6 +36,8 @@ struct TrainOptions {
   std::string save_dir;                // checkpoint directory ("" = none, except on interrupt)
   int save_every = 0;                  // updates per segment; 0 = one segment
   std::string resume_dir;
+  std::string init_llmc;               // start from llm.c fp32 weights (tied models)
+  std::string export_llmc;             // write the final weights in llm.c's format (tied models)
   std::string metrics_path;            // JSONL
   std::string interrupt_dir = "paci-checkpoint";  // where Ctrl-C saves without --save
   BatchSource* train = nullptr;

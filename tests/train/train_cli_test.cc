@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <algorithm>
+#include <regex>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -132,6 +133,29 @@ TEST(TrainCli, CtrlCWritesACheckpointAndExits130) {
   EXPECT_FALSE(fs::exists(dir + ".tmp"));
   Outcome resumed = run(fmt::format("train --steps {} --resume {} {}", meta["step"].get<int>() + 2, dir, kSmall));
   EXPECT_EQ(resumed.code, 0) << resumed.err;
+}
+
+TEST(TrainCli, LlmcWeightsRoundTripThroughTraining) {
+  // Export after training, start a new run from the file with a negligible learning rate: its
+  // final validation loss is the first run's (same weights; printed to 4 decimals; the 1e-12
+  // learning rate moves weights by ~1e-12, far below that).
+  std::string w = tmp("w.bin");
+  Outcome a = run(fmt::format("train --tied --steps 3 --export-llmc {} {}", w, kSmall));
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_THAT(a.out, HasSubstr("wrote llm.c weights"));
+  Outcome b = run(fmt::format("train --tied --steps 1 --init-llmc {} --lr 1e-12 {}", w, kSmall));
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_THAT(b.out, HasSubstr("initialised from"));
+  std::smatch ma, mb;
+  ASSERT_TRUE(std::regex_search(a.out, ma, std::regex("val loss ([0-9.]+)"))) << a.out;
+  ASSERT_TRUE(std::regex_search(b.out, mb, std::regex("val loss ([0-9.]+)"))) << b.out;
+  EXPECT_EQ(ma[1], mb[1]);
+  Outcome untied = run(fmt::format("train --steps 1 --export-llmc {} {}", w, kSmall));
+  EXPECT_EQ(untied.code, 2);
+  EXPECT_THAT(untied.err, HasSubstr("--export-llmc"));
+  Outcome other = run(fmt::format("train --tied --heads 2 --steps 1 --init-llmc {} {}", w, kSmall));
+  EXPECT_EQ(other.code, 2);
+  EXPECT_THAT(other.err, HasSubstr("--init-llmc"));
 }
 
 TEST(TrainCli, MetricsAndTraceFiles) {
