@@ -115,6 +115,7 @@ void add_train_command(CLI::App& app) {
     const int updates = probe.spec.total_microbatches() / probe.accum;
     ExecDevice dev = make_exec_device(f->device, probe.stages());
     o.make_backend = dev.make_backend;
+    o.make_transport = dev.make_transport;
     o.peak_flops = dev.peak_flops;
     if (f->decay_steps < 0) throw UsageError(fmt::format("--decay-steps must be >= 0 (got {})", f->decay_steps));
     o.adamw.total_steps = f->decay_steps > 0 ? f->decay_steps : updates;

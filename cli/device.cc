@@ -6,6 +6,7 @@
 
 #ifdef PACI_WITH_CUDA
 #include "exec/cuda/cuda_backend.h"
+#include "exec/cuda/device_transport.h"
 #include "exec/cuda/green_context.h"
 #include "exec/cuda/sm_split.h"
 #endif
@@ -65,6 +66,9 @@ ExecDevice make_exec_device(const DeviceFlags& f, int stages) {
     o.precision = precision;
     if (green) o.cu_context = green->context(stage);
     return std::make_unique<CudaBackend>(o);
+  };
+  d.make_transport = [](const std::vector<Backend*>& backends) -> std::unique_ptr<Transport> {
+    return std::make_unique<CudaDeviceTransport>(backends);
   };
   d.description = fmt::format("cuda ({}, {}, {} SMs{})", info.name, f.precision, info.sm_count,
                               green ? ", " + green->describe() : std::string());

@@ -4,10 +4,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "exec/model/backend.h"
+#include "exec/runtime/transport.h"
 
 namespace paci::cli {
 
@@ -22,6 +24,8 @@ struct DeviceFlags {
 struct ExecDevice {
   // One backend per stage; empty for the CPU (the runtime's shared CPU backend).
   std::function<std::unique_ptr<Backend>(int stage)> make_backend;
+  // The in-process transport between those backends (device-to-device); empty for the CPU.
+  std::function<std::unique_ptr<Transport>(const std::vector<Backend*>&)> make_transport;
   double peak_flops = 0;       // for MFU; 0 = unknown
   std::string description;     // for the run's header line and traces
   std::shared_ptr<void> keep;  // what the backends need alive (green contexts)

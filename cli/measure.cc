@@ -14,6 +14,7 @@ MeasuredRun measure(const Schedule& s, const GptConfig& model, const std::vector
                     int B, int T, uint64_t seed, const ExecDevice& device) {
   RunConfig rc;
   rc.make_backend = device.make_backend;
+  rc.make_transport = device.make_transport;
   rc.model = model;
   rc.partition = partition;
   rc.seed = seed;

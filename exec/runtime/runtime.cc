@@ -49,7 +49,7 @@ struct PipelineRuntime::Impl {
   std::unique_ptr<Backend> shared_cpu;
   std::vector<std::unique_ptr<Backend>> owned_backends;
   bool staged = false;  // messages go through host memory
-  std::unique_ptr<InProcessTransport> own_transport;
+  std::unique_ptr<Transport> own_transport;
   Transport* transport;
   std::vector<Stage> stages;           // every stage; only local ones have a model
   std::vector<char> local_device;
@@ -71,10 +71,7 @@ struct PipelineRuntime::Impl {
   Impl(const Schedule& s, const RunConfig& c, BatchSource& d, Transport* t)
       : schedule(s), config(c), data(d), transport(t) {
     S = s.stages();
-    if (!transport) {
-      own_transport = std::make_unique<InProcessTransport>();
-      transport = own_transport.get();
-    }
+    const bool device_transport = !transport && static_cast<bool>(config.make_transport);
     if (config.partition.empty()) config.partition = balanced_partition(config.model, S);
     if (static_cast<int>(config.partition.size()) != S)
       throw std::invalid_argument(fmt::format("partition has {} stages, schedule has {}",
@@ -104,7 +101,7 @@ struct PipelineRuntime::Impl {
         if (!shared_cpu) shared_cpu = std::make_unique<CpuBackend>(CpuBackendOptions{1});
         g.be = shared_cpu.get();
       }
-      if (!g.be->host_memory() && !config.transport_takes_device_buffers) {
+      if (!g.be->host_memory() && !config.transport_takes_device_buffers && !device_transport) {
         staged = true;
         g.staging.resize(boundary);
       }
@@ -124,6 +121,19 @@ struct PipelineRuntime::Impl {
       g.mem.slot_bytes = g.model->activation_bytes_per_slot();
       g.mem.slots = slots;
     }
+    make_own_transport();
+  }
+
+  void make_own_transport() {
+    if (transport) return;
+    if (config.make_transport) {
+      std::vector<Backend*> bes;
+      for (const Stage& g : stages) bes.push_back(g.be);
+      own_transport = config.make_transport(bes);
+    } else {
+      own_transport = std::make_unique<InProcessTransport>();
+    }
+    transport = own_transport.get();
   }
 
   ~Impl() {

@@ -45,6 +45,9 @@ struct RunConfig {
   // The transport moves the backend's buffers itself (NCCL); otherwise messages of a
   // non-host backend are staged through host memory.
   bool transport_takes_device_buffers = false;
+  // Threads only: the in-process transport built from the stages' backends (e.g. CUDA
+  // device-to-device copies ordered by events); messages then stay in device memory.
+  std::function<std::unique_ptr<Transport>(const std::vector<Backend*>& stage_backends)> make_transport;
 };
 
 // One executed action, for the trace: seconds since the run started.

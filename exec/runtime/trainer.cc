@@ -242,6 +242,7 @@ TrainReport train(const TrainOptions& opt) {
     rc.snapshot_every = 1;
     rc.first_update = done;
     rc.make_backend = opt.make_backend;
+    if (!opt.transport) rc.make_transport = opt.make_transport;
     if (group) rc.local_devices = {group->rank()};
     PipelineRuntime rt(sched, rc, *opt.train, opt.transport);
     if (have_state) rt.restore(state);

@@ -53,6 +53,7 @@ struct TrainOptions {
   Transport* transport = nullptr;
   // Backends per stage (GPU); empty = CPU. peak_flops > 0 adds MFU to the progress line.
   std::function<std::unique_ptr<Backend>(int stage)> make_backend;
+  std::function<std::unique_ptr<Transport>(const std::vector<Backend*>&)> make_transport;  // threads only
   double peak_flops = 0;
   // Fault injection for tests: rank `hang_rank` stops answering after update `hang_after`.
   int hang_rank = -1, hang_after = -1;
