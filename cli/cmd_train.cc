@@ -91,7 +91,6 @@ void add_train_command(CLI::App& app) {
     if (f->save_every < 0) throw UsageError(fmt::format("--save-every must be >= 0 (got {})", f->save_every));
     if (f->save_every > 0 && f->save.empty()) throw UsageError("--save-every needs --save DIR");
     if (!(f->stall_timeout > 0)) throw UsageError("--stall-timeout must be > 0 seconds");
-    o.layers_per_stage = f->model.layers_per_stage();
     o.micro_batch = f->model.batch;
     o.adamw.lr = f->lr;
     o.adamw.weight_decay = f->wd;
@@ -113,6 +112,7 @@ void add_train_command(CLI::App& app) {
     // Check the schedule before touching data, so flag errors come first.
     Schedule probe = make_schedule(o.schedule, o.params);
     const int updates = probe.spec.total_microbatches() / probe.accum;
+    o.partition = f->model.stage_partition(o.model, probe.stages());
     ExecDevice dev = make_exec_device(f->device, probe.stages());
     o.make_backend = dev.make_backend;
     o.make_transport = dev.make_transport;

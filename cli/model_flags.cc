@@ -73,16 +73,17 @@ std::vector<int> ModelFlags::layers_per_stage() const {
 
 std::vector<StagePartition> ModelFlags::stage_partition(const GptConfig& cfg, int stages) const {
   std::vector<int> lps = layers_per_stage();
+  std::vector<StagePartition> parts;
   try {
-    if (lps.empty()) return balanced_partition(cfg, stages);
-    if (static_cast<int>(lps.size()) != stages)
-      throw UsageError(fmt::format("--partition has {} entries, the schedule has {} stages", lps.size(), stages));
-    return partition_from_layers(cfg, lps);
+    parts = lps.empty() ? balanced_partition(cfg, stages) : partition_from_layers(cfg, lps);
   } catch (const std::invalid_argument& e) {
     std::string why = e.what();
     if (why.rfind("partition: ", 0) == 0) why = why.substr(11);
     throw UsageError(fmt::format("{}: {}", lps.empty() ? "--stages" : "--partition", why));
   }
+  if (static_cast<int>(parts.size()) != stages)
+    throw UsageError(fmt::format("--partition has {} entries, the schedule has {} stages", parts.size(), stages));
+  return parts;
 }
 
 void ScheduleFlags::add_to(CLI::App* cmd) {

@@ -28,7 +28,6 @@ Trace measured_trace(const Schedule& schedule, const std::vector<ActionRecord>& 
     m.stashed += static_cast<double>(memory[s].peak_stashed_copies) * memory[s].param_bytes;
   }
   std::vector<int> pos(D, 0);
-  std::vector<std::pair<double, double>> deltas;  // (time, bytes) per device below
   std::vector<std::vector<std::pair<double, double>>> events(D);
   for (const ActionRecord& r : actions) {
     TraceAction a;

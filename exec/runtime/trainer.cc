@@ -108,15 +108,8 @@ TrainReport train(const TrainOptions& opt) {
         "--save-every {} must be >= 1 and cover whole steps: {} updates x {} micro-batches must "
         "be a multiple of --microbatches {}", opt.save_every, seg_updates, accum, M));
   GptConfig model = opt.model;
-  std::vector<StagePartition> partition;
-  try {
-    partition = opt.layers_per_stage.empty() ? balanced_partition(model, probe.stages())
-                                             : partition_from_layers(model, opt.layers_per_stage);
-  } catch (const std::invalid_argument& e) {
-    std::string why = e.what();
-    if (why.rfind("partition: ", 0) == 0) why = why.substr(11);
-    throw std::invalid_argument(fmt::format("{}: {}", opt.layers_per_stage.empty() ? "--stages" : "--partition", why));
-  }
+  std::vector<StagePartition> partition =
+      opt.partition.empty() ? balanced_partition(model, probe.stages()) : opt.partition;
   if (static_cast<int>(partition.size()) != probe.stages())
     throw std::invalid_argument(fmt::format("--partition has {} entries, the schedule has {} stages",
                                             partition.size(), probe.stages()));

@@ -15,6 +15,7 @@
 
 #include "exec/model/config.h"
 #include "exec/model/optimizer.h"
+#include "exec/model/partition.h"
 #include "exec/runtime/batch_source.h"
 #include "exec/runtime/rank_group.h"
 #include "exec/runtime/runtime.h"
@@ -26,7 +27,7 @@ struct TrainOptions {
   std::string schedule = "1f1b";
   ScheduleParams params;               // stages, microbatches, steps (N), virtual, accum
   GptConfig model;
-  std::vector<int> layers_per_stage;   // empty: balanced by cost
+  std::vector<StagePartition> partition;  // one per stage; empty: balanced by cost
   int micro_batch = 4;                 // B
   int seq_len = 64;                    // T
   AdamWConfig adamw;                   // total_steps = 0: set to the run's updates
