@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "cli/common.h"
+#include "exec/model/blas_kernel.h"
 
 #ifdef PACI_WITH_CUDA
 #include "exec/cuda/cuda_backend.h"
@@ -27,7 +28,7 @@ ExecDevice make_exec_device(const DeviceFlags& f, int stages) {
   if (f.device == "cpu") {
     if (f.precision != "fp32") throw UsageError(fmt::format("--precision {}: the CPU backend computes in fp32", f.precision));
     if (f.sm_partition != "off") throw UsageError("--sm-partition applies to --device cuda");
-    d.description = "cpu (OpenBLAS, fp32)";
+    d.description = "cpu (fp32, OpenBLAS kernel " + blas_kernel() + ")";
     return d;
   }
   if (f.device != "cuda") throw UsageError(fmt::format("--device must be cpu or cuda (got '{}')", f.device));

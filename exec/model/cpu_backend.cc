@@ -12,8 +12,12 @@ namespace paci {
 
 template <typename T>
 CpuBackendT<T>::CpuBackendT(const CpuBackendOptions& options) {
-  if (options.blas_threads > 0) openblas_set_num_threads(options.blas_threads);
-  threads_ = options.blas_threads > 0 ? options.blas_threads : openblas_get_num_threads();
+  // The first backend reads OpenBLAS's default (OPENBLAS_NUM_THREADS, else the cores) for
+  // blas_threads = 0; every GEMM is then cut into tiles by gemm() and BLAS runs each on one
+  // thread, so its own threading can never change a result.
+  static const int blas_default = openblas_get_num_threads();
+  threads_ = options.blas_threads > 0 ? options.blas_threads : blas_default;
+  openblas_set_num_threads(1);
 }
 
 template <typename T>
@@ -48,17 +52,17 @@ void CpuBackendT<T>::from_host(void* dst, const void* host_src, size_t bytes) {
 template <typename T>
 void CpuBackendT<T>::matmul_forward(T* out, const T* in, const T* w, const T* bias, int N, int IC,
                                     int OC) {
-  cpu::matmul_forward(out, in, w, bias, N, IC, OC);
+  cpu::matmul_forward(out, in, w, bias, N, IC, OC, threads_);
 }
 template <typename T>
 void CpuBackendT<T>::matmul_backward_input(T* din, const T* dout, const T* w, int N, int IC,
                                            int OC) {
-  cpu::matmul_backward_input(din, dout, w, N, IC, OC);
+  cpu::matmul_backward_input(din, dout, w, N, IC, OC, threads_);
 }
 template <typename T>
 void CpuBackendT<T>::matmul_backward_weight(T* dw, T* dbias, const T* dout, const T* in, int N,
                                             int IC, int OC) {
-  cpu::matmul_backward_weight(dw, dbias, dout, in, N, IC, OC);
+  cpu::matmul_backward_weight(dw, dbias, dout, in, N, IC, OC, threads_);
 }
 template <typename T>
 void CpuBackendT<T>::layernorm_forward(T* out, T* mean, T* rstd, const T* in, const T* w,

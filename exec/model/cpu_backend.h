@@ -6,17 +6,16 @@
 namespace paci {
 
 struct CpuBackendOptions {
-  // OpenBLAS threads per GEMM, also used by the kernels outside BLAS. Default 1: pipeline
-  // stages already run in parallel threads. The results do not depend on it (GEMMs slice K,
-  // kernels split only independent rows; see cpu_kernels.h). OpenBLAS's setting is
-  // process-wide, so the last CpuBackend constructed wins; 0 leaves it untouched.
+  // Threads per operation (GEMM tiles, attention heads, rows of the other kernels); 0: the
+  // BLAS library's default count. Default 1: pipeline stages already run in parallel
+  // threads. The results do not depend on it: GEMMs are cut into a fixed grid of tiles,
+  // each one single-threaded BLAS call, and kernels split only over independent rows or
+  // heads (see cpu_kernels.h). OpenBLAS itself is always set to one thread.
   int blas_threads = 1;
 };
 
 // Stateless apart from the option above: one instance may serve several stages, also from
-// several threads at once (every operation only touches the buffers it is given). The
-// non-GEMM kernels use blas_threads threads too (0: OpenBLAS's current count), splitting
-// only over independent rows or elements, so results do not depend on the thread count.
+// several threads at once (every operation only touches the buffers it is given).
 template <typename T>
 class CpuBackendT : public BackendT<T> {
  public:

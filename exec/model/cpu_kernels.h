@@ -7,8 +7,9 @@
 // without -ffast-math (BUILD adds -O3 and SSE4.2), and fp32 computes exp and GELU with SSE
 // intrinsics instead of libm's scalar calls.
 //
-// Determinism: every result is a fixed function of the inputs and the shapes. GEMMs slice
-// K so that BLAS's threads cannot change the summation order (see gemm). Reductions run in
+// Determinism: every result is a fixed function of the inputs, the shapes and the machine's
+// BLAS kernel. GEMMs run on a fixed grid of tiles and K slices, one single-threaded BLAS
+// call each, so the thread count never changes what a tile computes (see gemm). Reductions run in
 // a fixed order (lane i takes the elements ≡ i mod kLanes of a block; blocks are folded
 // into a double in order). Kernels that use threads split only over independent rows or
 // elements, so the bits do not depend on the thread count; the vector body and the scalar
@@ -48,32 +49,6 @@ inline void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int 
                       const double* A, int lda, const double* B, int ldb, double beta, double* C,
                       int ldc) {
   cblas_dgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-// The reduction dimension goes to BLAS in slices of at most kGemmK, accumulated in order.
-// OpenBLAS splits a longer K into blocks itself, and its serial and threaded drivers split
-// it differently (sgemm with K = 50257 or K = 1025 gives other bits with 2 threads than
-// with 1), while within a slice no longer than its block size (GEMM_Q: 320 for this
-// machine's sgemm kernel, ≥ 256 on the x86 kernels) each output element is one
-// fixed-order dot product whatever the threads. Slicing makes results independent of the
-// BLAS thread count for a small cost (C is read and written once per slice).
-constexpr int kGemmK = 256;
-
-// C[M,N] = alpha·op(A)[M,K]·op(B)[K,N] + beta·C, row-major.
-template <typename T>
-void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, T alpha, const T* A, int lda,
-          const T* B, int ldb, T beta, T* C, int ldc) {
-  if (M == 0 || N == 0) return;
-  if (K == 0) {
-    blas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);  // C = beta·C
-    return;
-  }
-  for (int k0 = 0; k0 < K; k0 += kGemmK) {
-    const int kn = std::min(kGemmK, K - k0);
-    const T* a = ta == CblasNoTrans ? A + k0 : A + static_cast<size_t>(k0) * lda;
-    const T* b = tb == CblasNoTrans ? B + static_cast<size_t>(k0) * ldb : B + k0;
-    blas_gemm(ta, tb, M, N, kn, alpha, a, lda, b, ldb, k0 == 0 ? beta : T(1), C, ldc);
-  }
 }
 
 // ---- threads ----
@@ -116,6 +91,53 @@ void parallel_for(int threads, size_t n, size_t grain, const F& fn) {
   work->run();
   std::unique_lock<std::mutex> lock(work->mu);
   work->all_done.wait(lock, [&] { return work->done.load() == n; });
+}
+
+// ---- GEMM: a fixed tiling, BLAS on each tile ----
+//
+// Bits by construction: C is cut into tiles of kGemmTileM x kGemmTileN and the reduction
+// into slices of kGemmK, a grid that depends on the shape alone. Each tile is computed by
+// one thread, slice after slice (beta = 1 after the first), each slice one single-threaded
+// BLAS call of the tile's shape. So the arithmetic of every output element is fixed by the
+// shape and the machine's BLAS kernel: the thread count only decides which thread runs a
+// tile. (OpenBLAS's own threading splits M and N at points that depend on the thread count,
+// and its kernels treat a row or column differently near a split: with the Haswell and
+// Prescott kernels 2 threads gave other bits than 1.) The BLAS itself is kept at one thread
+// (CpuBackend's constructor). A slice of kGemmK = 256 is within one K block of every x86
+// sgemm and dgemm kernel (GEMM_Q >= 256), so each slice is one fixed-order pass over k.
+constexpr int kGemmK = 256;
+constexpr int kGemmTileM = 512;
+constexpr int kGemmTileN = 1024;
+
+// C[M,N] = alpha·op(A)[M,K]·op(B)[K,N] + beta·C, row-major; `threads` threads at most.
+template <typename T>
+void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, T alpha, const T* A, int lda,
+          const T* B, int ldb, T beta, T* C, int ldc, int threads = 1) {
+  if (M <= 0 || N <= 0) return;
+  const size_t tiles_m = (M + kGemmTileM - 1) / kGemmTileM;
+  const size_t tiles_n = (N + kGemmTileN - 1) / kGemmTileN;
+  auto tile = [=](size_t t) {
+    const int m0 = static_cast<int>(t / tiles_n) * kGemmTileM;
+    const int n0 = static_cast<int>(t % tiles_n) * kGemmTileN;
+    const int mn = std::min(kGemmTileM, M - m0), nn = std::min(kGemmTileN, N - n0);
+    // Row m0, column n0 of op(A), op(B) and C.
+    const T* a = ta == CblasNoTrans ? A + static_cast<size_t>(m0) * lda : A + m0;
+    const T* b = tb == CblasNoTrans ? B + n0 : B + static_cast<size_t>(n0) * ldb;
+    T* c = C + static_cast<size_t>(m0) * ldc + n0;
+    if (K == 0) {
+      blas_gemm(ta, tb, mn, nn, 0, alpha, a, lda, b, ldb, beta, c, ldc);  // C = beta·C
+      return;
+    }
+    for (int k0 = 0; k0 < K; k0 += kGemmK) {
+      const int kn = std::min(kGemmK, K - k0);
+      const T* ak = ta == CblasNoTrans ? a + k0 : a + static_cast<size_t>(k0) * lda;
+      const T* bk = tb == CblasNoTrans ? b + static_cast<size_t>(k0) * ldb : b + k0;
+      blas_gemm(ta, tb, mn, nn, kn, alpha, ak, lda, bk, ldb, k0 == 0 ? beta : T(1), c, ldc);
+    }
+  };
+  parallel_for(threads, tiles_m * tiles_n, 1, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) tile(t);
+  });
 }
 
 // Items per thread below which a helper thread costs more than it saves (starting one
@@ -314,7 +336,8 @@ T max_of(const T* x, size_t n) {
 
 // out[N,OC] = in[N,IC] · w[OC,IC]ᵀ + bias
 template <typename T>
-void matmul_forward(T* out, const T* in, const T* w, const T* bias, int N, int IC, int OC) {
+void matmul_forward(T* out, const T* in, const T* w, const T* bias, int N, int IC, int OC,
+                    int threads = 1) {
   if (N == 0 || OC == 0) return;
   T beta = T(0);
   if (bias) {
@@ -322,22 +345,25 @@ void matmul_forward(T* out, const T* in, const T* w, const T* bias, int N, int I
       std::memcpy(out + static_cast<size_t>(n) * OC, bias, OC * sizeof(T));
     beta = T(1);
   }
-  gemm(CblasNoTrans, CblasTrans, N, OC, IC, T(1), in, IC, w, IC, beta, out, OC);
+  gemm(CblasNoTrans, CblasTrans, N, OC, IC, T(1), in, IC, w, IC, beta, out, OC, threads);
 }
 
 // din[N,IC] += dout[N,OC] · w[OC,IC]
 template <typename T>
-void matmul_backward_input(T* din, const T* dout, const T* w, int N, int IC, int OC) {
+void matmul_backward_input(T* din, const T* dout, const T* w, int N, int IC, int OC,
+                           int threads = 1) {
   if (N == 0 || IC == 0) return;
-  gemm(CblasNoTrans, CblasNoTrans, N, IC, OC, T(1), dout, OC, w, IC, T(1), din, IC);
+  gemm(CblasNoTrans, CblasNoTrans, N, IC, OC, T(1), dout, OC, w, IC, T(1), din, IC, threads);
 }
 
 // dw[OC,IC] += dout[N,OC]ᵀ · in[N,IC]; dbias[OC] += column sums of dout (in double, row
 // order)
 template <typename T>
-void matmul_backward_weight(T* dw, T* dbias, const T* dout, const T* in, int N, int IC, int OC) {
+void matmul_backward_weight(T* dw, T* dbias, const T* dout, const T* in, int N, int IC, int OC,
+                            int threads = 1) {
   if (OC == 0) return;
-  if (N > 0) gemm(CblasTrans, CblasNoTrans, OC, IC, N, T(1), dout, OC, in, IC, T(1), dw, IC);
+  if (N > 0)
+    gemm(CblasTrans, CblasNoTrans, OC, IC, N, T(1), dout, OC, in, IC, T(1), dw, IC, threads);
   if (dbias) {
     std::vector<double> acc(OC, 0.0);
     for (int n = 0; n < N; ++n) {
@@ -422,100 +448,103 @@ void layernorm_backward_params(T* dw, T* db, const T* dout, const T* in, const T
 //   backward: dP = dout·vᵀ, dv += Pᵀ·dout, dS = P ⊙ (dP − rowsum(P ⊙ dP))·scale,
 //             dq += dS·k, dk += dSᵀ·q.
 // Every product is a GEMM over row blocks of `attention_block(T)` rows that stop at the
-// block's last visible column, skipping most of the masked upper triangle. The row-wise
-// softmax steps use the kernel threads (rows are independent); heads run one after another.
+// block's last visible column, skipping most of the masked upper triangle. Heads (b, h) are
+// independent (each writes its own columns of out / dqkv and its own slice of att), so the
+// threads split the heads; within a head everything runs on one thread, in a fixed order.
 
 inline int attention_block(int Tn) { return Tn <= 64 ? Tn : std::max(64, (Tn / 8 + 15) / 16 * 16); }
+// Heads per thread at least: a head costs about T² elements of work.
+inline size_t attention_head_grain(int Tn) {
+  return kElementGrain / (static_cast<size_t>(Tn) * Tn) + 1;
+}
 
 template <typename T>
 void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int NH,
                        int threads = 1) {
   const int hs = C / NH, bs = attention_block(Tn);
-  const size_t row_grain = 2 * kElementGrain / Tn + 1;  // rows average Tn/2 elements
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hs)));
   const int ld = 3 * C;
-  for (int b = 0; b < B; ++b) {
-    for (int h = 0; h < NH; ++h) {
-      const T* q = qkv + static_cast<size_t>(b) * Tn * ld + h * hs;
-      const T* k = q + C;
-      const T* v = q + 2 * C;
-      T* P = att + (static_cast<size_t>(b) * NH + h) * Tn * Tn;
-      T* o = out + static_cast<size_t>(b) * Tn * C + h * hs;
-      for (int r0 = 0; r0 < Tn; r0 += bs) {
-        const int r1 = std::min(Tn, r0 + bs);
-        gemm(CblasNoTrans, CblasTrans, r1 - r0, r1, hs, scale, q + static_cast<size_t>(r0) * ld, ld,
-             k, ld, T(0), P + static_cast<size_t>(r0) * Tn, Tn);
-      }
-      parallel_for(threads, Tn, row_grain, [=](size_t t0, size_t t1) {
-        for (size_t t = t0; t < t1; ++t) {
-          T* row = P + t * Tn;
-          const size_t n = t + 1;
-          const T mx = max_of(row, n);
-          exp_shifted(row, row, mx, n);
-          const T inv = static_cast<T>(1.0 / sum_of<T>(n, [row](size_t i) { return row[i]; }));
-          for (size_t i = 0; i < n; ++i) row[i] *= inv;
-          std::fill(row + n, row + Tn, T(0));
-        }
-      });
-      for (int r0 = 0; r0 < Tn; r0 += bs) {
-        const int r1 = std::min(Tn, r0 + bs);
-        gemm(CblasNoTrans, CblasNoTrans, r1 - r0, hs, r1, T(1), P + static_cast<size_t>(r0) * Tn,
-             Tn, v, ld, T(0), o + static_cast<size_t>(r0) * C, C);
-      }
+  auto head = [=](int b, int h) {
+    const T* q = qkv + static_cast<size_t>(b) * Tn * ld + h * hs;
+    const T* k = q + C;
+    const T* v = q + 2 * C;
+    T* P = att + (static_cast<size_t>(b) * NH + h) * Tn * Tn;
+    T* o = out + static_cast<size_t>(b) * Tn * C + h * hs;
+    for (int r0 = 0; r0 < Tn; r0 += bs) {
+      const int r1 = std::min(Tn, r0 + bs);
+      gemm(CblasNoTrans, CblasTrans, r1 - r0, r1, hs, scale, q + static_cast<size_t>(r0) * ld, ld,
+           k, ld, T(0), P + static_cast<size_t>(r0) * Tn, Tn);
     }
-  }
+    for (int t = 0; t < Tn; ++t) {
+      T* row = P + static_cast<size_t>(t) * Tn;
+      const size_t n = t + 1;
+      const T mx = max_of(row, n);
+      exp_shifted(row, row, mx, n);
+      const T inv = static_cast<T>(1.0 / sum_of<T>(n, [row](size_t i) { return row[i]; }));
+      for (size_t i = 0; i < n; ++i) row[i] *= inv;
+      std::fill(row + n, row + Tn, T(0));
+    }
+    for (int r0 = 0; r0 < Tn; r0 += bs) {
+      const int r1 = std::min(Tn, r0 + bs);
+      gemm(CblasNoTrans, CblasNoTrans, r1 - r0, hs, r1, T(1), P + static_cast<size_t>(r0) * Tn,
+           Tn, v, ld, T(0), o + static_cast<size_t>(r0) * C, C);
+    }
+  };
+  parallel_for(threads, static_cast<size_t>(B) * NH, attention_head_grain(Tn),
+               [&](size_t i0, size_t i1) {
+                 for (size_t i = i0; i < i1; ++i) head(static_cast<int>(i / NH), static_cast<int>(i % NH));
+               });
 }
 
 template <typename T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int B, int Tn, int C,
                         int NH, int threads = 1) {
   const int hs = C / NH, bs = attention_block(Tn);
-  const size_t row_grain = 2 * kElementGrain / Tn + 1;
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hs)));
   const int ld = 3 * C;
-  std::vector<T> dP(static_cast<size_t>(Tn) * Tn);  // dP, then dS in place
-  for (int b = 0; b < B; ++b) {
-    for (int h = 0; h < NH; ++h) {
-      const size_t qoff = static_cast<size_t>(b) * Tn * ld + h * hs;
-      const T *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
-      T *dq = dqkv + qoff, *dk = dq + C, *dv = dq + 2 * C;
-      const T* P = att + (static_cast<size_t>(b) * NH + h) * Tn * Tn;
-      const T* dO = dout + static_cast<size_t>(b) * Tn * C + h * hs;
-      T* dS = dP.data();
-      for (int r0 = 0; r0 < Tn; r0 += bs) {
-        const int r1 = std::min(Tn, r0 + bs);
-        // dP[t, t2] = dO[t]·v[t2] for t2 < r1
-        gemm(CblasNoTrans, CblasTrans, r1 - r0, r1, hs, T(1), dO + static_cast<size_t>(r0) * C, C,
-             v, ld, T(0), dS + static_cast<size_t>(r0) * Tn, Tn);
-        // dv[t2] += Σ_{t >= r0} P[t, t2]·dO[t] for t2 in [r0, r1)
-        gemm(CblasTrans, CblasNoTrans, r1 - r0, hs, Tn - r0, T(1),
-             P + static_cast<size_t>(r0) * Tn + r0, Tn, dO + static_cast<size_t>(r0) * C, C, T(1),
-             dv + static_cast<size_t>(r0) * ld, ld);
-      }
-      parallel_for(threads, Tn, row_grain, [=](size_t t0, size_t t1) {
-        for (size_t t = t0; t < t1; ++t) {
-          const T* p = P + t * Tn;
-          T* d = dS + t * Tn;
-          const size_t n = t + 1;
-          const T dot = static_cast<T>(sum_of<T>(n, [p, d](size_t i) { return p[i] * d[i]; }));
-          for (size_t i = 0; i < n; ++i) d[i] = p[i] * (d[i] - dot) * scale;
-          // The GEMMs below read the whole diagonal block: clear the masked part of the row.
-          const size_t block_end = std::min<size_t>(Tn, (t / bs + 1) * bs);
-          std::fill(d + n, d + block_end, T(0));
-        }
-      });
-      for (int r0 = 0; r0 < Tn; r0 += bs) {
-        const int r1 = std::min(Tn, r0 + bs);
-        // dq[t] += Σ_{t2 < r1} dS[t, t2]·k[t2] for t in [r0, r1)
-        gemm(CblasNoTrans, CblasNoTrans, r1 - r0, hs, r1, T(1), dS + static_cast<size_t>(r0) * Tn,
-             Tn, k, ld, T(1), dq + static_cast<size_t>(r0) * ld, ld);
-        // dk[t2] += Σ_{t >= r0} dS[t, t2]·q[t] for t2 in [r0, r1)
-        gemm(CblasTrans, CblasNoTrans, r1 - r0, hs, Tn - r0, T(1),
-             dS + static_cast<size_t>(r0) * Tn + r0, Tn, q + static_cast<size_t>(r0) * ld, ld, T(1),
-             dk + static_cast<size_t>(r0) * ld, ld);
-      }
+  auto head = [=](int b, int h, T* dS) {  // dS: [T, T] scratch, dP then dS in place
+    const size_t qoff = static_cast<size_t>(b) * Tn * ld + h * hs;
+    const T *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
+    T *dq = dqkv + qoff, *dk = dq + C, *dv = dq + 2 * C;
+    const T* P = att + (static_cast<size_t>(b) * NH + h) * Tn * Tn;
+    const T* dO = dout + static_cast<size_t>(b) * Tn * C + h * hs;
+    for (int r0 = 0; r0 < Tn; r0 += bs) {
+      const int r1 = std::min(Tn, r0 + bs);
+      // dP[t, t2] = dO[t]·v[t2] for t2 < r1
+      gemm(CblasNoTrans, CblasTrans, r1 - r0, r1, hs, T(1), dO + static_cast<size_t>(r0) * C, C,
+           v, ld, T(0), dS + static_cast<size_t>(r0) * Tn, Tn);
+      // dv[t2] += Σ_{t >= r0} P[t, t2]·dO[t] for t2 in [r0, r1)
+      gemm(CblasTrans, CblasNoTrans, r1 - r0, hs, Tn - r0, T(1),
+           P + static_cast<size_t>(r0) * Tn + r0, Tn, dO + static_cast<size_t>(r0) * C, C, T(1),
+           dv + static_cast<size_t>(r0) * ld, ld);
     }
-  }
+    for (int t = 0; t < Tn; ++t) {
+      const T* p = P + static_cast<size_t>(t) * Tn;
+      T* d = dS + static_cast<size_t>(t) * Tn;
+      const size_t n = t + 1;
+      const T dot = static_cast<T>(sum_of<T>(n, [p, d](size_t i) { return p[i] * d[i]; }));
+      for (size_t i = 0; i < n; ++i) d[i] = p[i] * (d[i] - dot) * scale;
+      // The GEMMs below read the whole diagonal block: clear the masked part of the row.
+      const size_t block_end = std::min<size_t>(Tn, (t / bs + 1) * bs);
+      std::fill(d + n, d + block_end, T(0));
+    }
+    for (int r0 = 0; r0 < Tn; r0 += bs) {
+      const int r1 = std::min(Tn, r0 + bs);
+      // dq[t] += Σ_{t2 < r1} dS[t, t2]·k[t2] for t in [r0, r1)
+      gemm(CblasNoTrans, CblasNoTrans, r1 - r0, hs, r1, T(1), dS + static_cast<size_t>(r0) * Tn,
+           Tn, k, ld, T(1), dq + static_cast<size_t>(r0) * ld, ld);
+      // dk[t2] += Σ_{t >= r0} dS[t, t2]·q[t] for t2 in [r0, r1)
+      gemm(CblasTrans, CblasNoTrans, r1 - r0, hs, Tn - r0, T(1),
+           dS + static_cast<size_t>(r0) * Tn + r0, Tn, q + static_cast<size_t>(r0) * ld, ld, T(1),
+           dk + static_cast<size_t>(r0) * ld, ld);
+    }
+  };
+  parallel_for(threads, static_cast<size_t>(B) * NH, attention_head_grain(Tn),
+               [&](size_t i0, size_t i1) {
+                 std::vector<T> dS(static_cast<size_t>(Tn) * Tn);
+                 for (size_t i = i0; i < i1; ++i)
+                   head(static_cast<int>(i / NH), static_cast<int>(i % NH), dS.data());
+               });
 }
 
 // ---- GELU (tanh approximation) ----

@@ -1,8 +1,11 @@
-// Results must not depend on how many threads the CPU backend uses: OpenBLAS splits long
-// reductions (K > ~320) differently with 2 threads than with 1, which the backend avoids by
-// slicing K; its own kernels split only over independent rows. Checked bitwise on shapes
-// that hit those cases: GPT-2's vocabulary (K = 50257 in the head's backward), an odd-sized
-// model, and a long context.
+// Results must not depend on how many threads the CPU backend uses, whichever BLAS kernel
+// runs: GEMMs are cut into a fixed grid of tiles and K slices, each one single-threaded BLAS
+// call (cpu_kernels.h), and the other kernels split only over independent rows or heads.
+// Checked bitwise on GEMMs of every transpose with edge tiles in M, N and K, and on whole
+// models whose shapes hit those cases: GPT-2's vocabulary (K = 50257 in the head's
+// backward), an odd-sized model, and a long context. (OpenBLAS's own threading failed this
+// with its Haswell and Prescott kernels; run by hand under OPENBLAS_CORETYPE=... to check
+// another kernel.)
 #include <cstring>
 #include <random>
 #include <vector>
@@ -10,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "exec/model/cpu_backend.h"
+#include "exec/model/cpu_kernels.h"
 #include "exec/model/partition.h"
 #include "exec/model/stage_model.h"
 
@@ -35,6 +39,36 @@ Grads forward_backward(const GptConfig& cfg, int B, int T, int threads) {
   m.backward(0, m.params(), nullptr, nullptr, 1);
   out.g.assign(m.grads(), m.grads() + m.param_count());
   return out;
+}
+
+TEST(Threads, GemmBitsDoNotDependOnTheThreadCount) {
+  CpuBackend init;  // sets OpenBLAS to one thread, as every backend does
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-1, 1);
+  struct Shape { int M, N, K; };
+  // Edge tiles in every dimension (tiles 512 x 1024, K slices 256), and one tile only.
+  const Shape shapes[] = {{700, 1100, 600}, {513, 1025, 257}, {1, 2000, 300}, {64, 64, 64}};
+  for (const Shape& sh : shapes)
+    for (CBLAS_TRANSPOSE ta : {CblasNoTrans, CblasTrans})
+      for (CBLAS_TRANSPOSE tb : {CblasNoTrans, CblasTrans}) {
+        std::vector<float> A(static_cast<size_t>(sh.M) * sh.K), B(static_cast<size_t>(sh.K) * sh.N);
+        for (auto& x : A) x = u(rng);
+        for (auto& x : B) x = u(rng);
+        const int lda = ta == CblasNoTrans ? sh.K : sh.M, ldb = tb == CblasNoTrans ? sh.N : sh.K;
+        std::vector<float> C0(static_cast<size_t>(sh.M) * sh.N);
+        for (auto& x : C0) x = u(rng);
+        std::vector<float> one = C0;
+        cpu::gemm(ta, tb, sh.M, sh.N, sh.K, 0.5f, A.data(), lda, B.data(), ldb, 1.0f, one.data(),
+                  sh.N, 1);
+        for (int threads : {2, 3, 5}) {
+          std::vector<float> more = C0;
+          cpu::gemm(ta, tb, sh.M, sh.N, sh.K, 0.5f, A.data(), lda, B.data(), ldb, 1.0f,
+                    more.data(), sh.N, threads);
+          EXPECT_EQ(0, std::memcmp(one.data(), more.data(), one.size() * sizeof(float)))
+              << sh.M << "x" << sh.N << "x" << sh.K << " ta=" << (ta == CblasTrans)
+              << " tb=" << (tb == CblasTrans) << ", " << threads << " threads";
+        }
+      }
 }
 
 TEST(Threads, OneTwoAndThreeThreadsGiveTheSameBits) {
