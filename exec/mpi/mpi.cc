@@ -4,8 +4,10 @@
 #define OMPI_SKIP_MPICXX 1
 #include <mpi/mpi.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -51,43 +53,145 @@ MpiSession::MpiSession(int* argc, char*** argv) {
     throw std::runtime_error("the MPI library does not support MPI_THREAD_SERIALIZED");
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  auto* c = new MPI_Comm;
+  check(MPI_Comm_dup(MPI_COMM_WORLD, c), "MPI_Comm_dup");
+  comm_ = c;
 }
 
-MpiSession::~MpiSession() { MPI_Finalize(); }
+MpiSession::~MpiSession() {
+  delete static_cast<MPI_Comm*>(comm_);
+  MPI_Finalize();
+}
 
-void MpiSession::barrier() { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
-
-std::vector<std::string> MpiSession::gather(const std::string& mine, int root) {
-  long long n = static_cast<long long>(mine.size());
-  std::vector<long long> sizes(size_);
-  check(MPI_Gather(&n, 1, MPI_LONG_LONG, sizes.data(), 1, MPI_LONG_LONG, root, MPI_COMM_WORLD), "MPI_Gather");
-  std::vector<int> counts(size_), displs(size_);
-  std::string all;
-  if (rank_ == root) {
-    long long total = 0;
-    for (int r = 0; r < size_; ++r) {
-      if (total + sizes[r] > (1LL << 31) - 1)
-        throw std::runtime_error("gather of more than 2 GiB over MPI");
-      counts[r] = static_cast<int>(sizes[r]);
-      displs[r] = static_cast<int>(total);
-      total += sizes[r];
-    }
-    all.resize(total);
+// Outstanding non-blocking operations of one collective, each with the peer it involves and
+// what it is (for the error message).
+struct MpiSession::Requests {
+  std::vector<MPI_Request> req;
+  std::vector<int> peer;
+  std::vector<const char*> kind;
+  void add(MPI_Request r, int p, const char* k) {
+    req.push_back(r);
+    peer.push_back(p);
+    kind.push_back(k);
   }
-  check(MPI_Gatherv(mine.data(), static_cast<int>(n), MPI_BYTE, all.data(), counts.data(), displs.data(),
-                    MPI_BYTE, root, MPI_COMM_WORLD),
-        "MPI_Gatherv");
-  std::vector<std::string> out;
-  if (rank_ == root)
-    for (int r = 0; r < size_; ++r) out.push_back(all.substr(displs[r], counts[r]));
-  return out;
+};
+
+int MpiSession::next_tag() {
+  // Collectives are called in the same order on every rank; 4 tags each, below the 32767
+  // every MPI library allows.
+  const int t = (seq_ % 8000) * 4;
+  ++seq_;
+  return t;
 }
 
-std::string MpiSession::broadcast(const std::string& value, int root) {
-  long long n = static_cast<long long>(value.size());
-  check(MPI_Bcast(&n, 1, MPI_LONG_LONG, root, MPI_COMM_WORLD), "MPI_Bcast");
-  std::string out = rank_ == root ? value : std::string(n, '\0');
-  check(MPI_Bcast(out.data(), static_cast<int>(n), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
+void MpiSession::wait(Requests& r, const std::string& what, std::chrono::milliseconds timeout) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto deadline = t0 + timeout;
+  auto nap = std::chrono::microseconds(20);
+  std::vector<char> done(r.req.size(), 0);
+  while (true) {
+    bool all = true;
+    for (size_t i = 0; i < r.req.size(); ++i) {
+      if (done[i]) continue;
+      int flag = 0;
+      check(MPI_Test(&r.req[i], &flag, MPI_STATUS_IGNORE), "MPI_Test");
+      if (flag) done[i] = 1;
+      else all = false;
+    }
+    if (all) return;
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::set<int> missing;
+      std::string kinds;
+      for (size_t i = 0; i < r.req.size(); ++i)
+        if (!done[i]) missing.insert(r.peer[i]), kinds = r.kind[i];
+      std::string peers;
+      for (int p : missing) peers += (peers.empty() ? "" : ", ") + std::to_string(p);
+      const size_t n = missing.size();
+      throw std::runtime_error(fmt::format(
+          "stuck: rank {} waited {:.1f} s at {} for rank{} {} ({}): {} stopped answering (--stall-timeout)",
+          rank_, timeout.count() / 1000.0, what, n > 1 ? "s" : "", peers, kinds, n > 1 ? "they" : "that rank"));
+    }
+    std::this_thread::sleep_for(nap);
+    if (nap < std::chrono::microseconds(2000)) nap *= 2;
+  }
+}
+
+void MpiSession::barrier(const std::string& what, std::chrono::milliseconds timeout) {
+  if (size_ == 1) return;
+  MPI_Comm comm = *static_cast<MPI_Comm*>(comm_);
+  const int tag = next_tag();
+  char token = 1;
+  std::vector<char> in(size_, 0);
+  if (rank_ == 0) {
+    Requests arrive;
+    for (int r = 1; r < size_; ++r) {
+      MPI_Request q;
+      check(MPI_Irecv(&in[r], 1, MPI_CHAR, r, tag, comm, &q), "MPI_Irecv");
+      arrive.add(q, r, "its arrival at the barrier");
+    }
+    wait(arrive, what, timeout);
+    Requests release;
+    for (int r = 1; r < size_; ++r) {
+      MPI_Request q;
+      check(MPI_Isend(&token, 1, MPI_CHAR, r, tag + 1, comm, &q), "MPI_Isend");
+      release.add(q, r, "taking the barrier's release");
+    }
+    wait(release, what, timeout);
+  } else {
+    Requests rq;
+    MPI_Request q;
+    check(MPI_Isend(&token, 1, MPI_CHAR, 0, tag, comm, &q), "MPI_Isend");
+    rq.add(q, 0, "its release of the barrier, given when every rank arrived");
+    check(MPI_Irecv(&in[0], 1, MPI_CHAR, 0, tag + 1, comm, &q), "MPI_Irecv");
+    rq.add(q, 0, "its release of the barrier, given when every rank arrived");
+    wait(rq, what, timeout);
+  }
+}
+
+std::vector<std::string> MpiSession::gather(const std::string& mine, int root, const std::string& what) {
+  if (mine.size() > (1u << 31) - 1) throw std::runtime_error("gather of more than 2 GiB over MPI");
+  std::vector<std::string> out;
+  if (size_ == 1) {
+    out.push_back(mine);
+    return out;
+  }
+  MPI_Comm comm = *static_cast<MPI_Comm*>(comm_);
+  const int tag = next_tag();
+  long long n = static_cast<long long>(mine.size());
+  if (rank_ != root) {
+    Requests rq;
+    MPI_Request q;
+    check(MPI_Isend(&n, 1, MPI_LONG_LONG, root, tag, comm, &q), "MPI_Isend");
+    rq.add(q, root, "the gather's receiver");
+    check(MPI_Isend(mine.data(), static_cast<int>(n), MPI_BYTE, root, tag + 1, comm, &q), "MPI_Isend");
+    rq.add(q, root, "the gather's receiver");
+    wait(rq, what, timeout_);
+    return out;
+  }
+  std::vector<long long> sizes(size_, 0);
+  Requests rs;
+  for (int r = 0; r < size_; ++r) {
+    if (r == root) continue;
+    MPI_Request q;
+    check(MPI_Irecv(&sizes[r], 1, MPI_LONG_LONG, r, tag, comm, &q), "MPI_Irecv");
+    rs.add(q, r, "its part of the gather");
+  }
+  wait(rs, what, timeout_);
+  out.resize(size_);
+  Requests rd;
+  for (int r = 0; r < size_; ++r) {
+    if (r == root) {
+      out[r] = mine;
+      continue;
+    }
+    if (sizes[r] < 0 || sizes[r] > (1LL << 31) - 1)
+      throw std::runtime_error(fmt::format("rank {} announced {} bytes for {}", r, sizes[r], what));
+    out[r].resize(static_cast<size_t>(sizes[r]));
+    MPI_Request q;
+    check(MPI_Irecv(out[r].data(), static_cast<int>(sizes[r]), MPI_BYTE, r, tag + 1, comm, &q), "MPI_Irecv");
+    rd.add(q, r, "its part of the gather");
+  }
+  wait(rd, what, timeout_);
   return out;
 }
 
@@ -98,10 +202,12 @@ void MpiSession::abort(int code) const {
 
 struct MpiTransport::Pending {
   std::vector<char> buf;
+  int dest = 0;
   MPI_Request req = MPI_REQUEST_NULL;
 };
 
-MpiTransport::MpiTransport(const Schedule& schedule) : stage_device_(schedule.stage_device) {}
+MpiTransport::MpiTransport(const Schedule& schedule, std::chrono::milliseconds stall_timeout)
+    : stage_device_(schedule.stage_device), stall_timeout_(stall_timeout) {}
 
 MpiTransport::~MpiTransport() {
   if (!aborted_) {
@@ -122,11 +228,24 @@ int MpiTransport::source_rank(const MessageKey& key) const {
 void MpiTransport::reap_sends(bool wait) {
   for (auto it = sends_.begin(); it != sends_.end();) {
     int done = 0;
-    if (wait) {
-      MPI_Wait(&(*it)->req, MPI_STATUS_IGNORE);
-      done = 1;
-    } else {
-      MPI_Test(&(*it)->req, &done, MPI_STATUS_IGNORE);
+    MPI_Test(&(*it)->req, &done, MPI_STATUS_IGNORE);
+    if (wait && !done) {
+      // Bounded: a rank that never takes its message must not keep this one alive.
+      const auto deadline = std::chrono::steady_clock::now() + stall_timeout_;
+      while (!done) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          int me = 0;
+          MPI_Comm_rank(MPI_COMM_WORLD, &me);
+          std::fprintf(stderr, "error: stuck: rank %d waited %.1f s at the end of the run for rank %d to "
+                       "receive a message: that rank stopped answering (--stall-timeout)\n",
+                       me, stall_timeout_.count() / 1000.0, (*it)->dest);
+          std::fflush(stderr);
+          MPI_Abort(MPI_COMM_WORLD, 1);
+          std::_Exit(1);
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        MPI_Test(&(*it)->req, &done, MPI_STATUS_IGNORE);
+      }
     }
     if (done) {
       delete *it;
@@ -149,6 +268,7 @@ void MpiTransport::send(const MessageKey& key, const float* data, size_t n) {
   std::memcpy(p->buf.data(), &h, sizeof h);
   std::memcpy(p->buf.data() + sizeof h, data, n * sizeof(float));
   const int dest = stage_device_.at(key.stage);
+  p->dest = dest;
   check(MPI_Isend(p->buf.data(), static_cast<int>(p->buf.size()), MPI_BYTE, dest, tag_of(key),
                   MPI_COMM_WORLD, &p->req),
         "MPI_Isend");

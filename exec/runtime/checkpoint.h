@@ -1,8 +1,24 @@
-// paci's own checkpoint: a directory with checkpoint.json (what was run: model, partition,
-// schedule, optimizer, step, data position, seed) and one binary file per stage (weights,
-// AdamW m and v). Written into a temporary directory that is renamed into place, so an
-// interrupted save never leaves a half-written checkpoint. One file per stage lets each rank
-// of a multi-process run write its own.
+// paci's own checkpoint. Layout of a checkpoint folder DIR (what `--save DIR` names):
+//
+//   DIR/step-000050/checkpoint.json   the manifest: what was run (model, partition, schedule,
+//                                     optimizer, step, data position, seed) and, per stage
+//                                     file, its size and FNV-1a 64 checksum
+//   DIR/step-000050/stage-0.bin ...   one binary file per stage: header, weights, AdamW m, v
+//
+// A save writes DIR/step-N.tmp/ (each stage file fsync'd; under MPI each rank writes its
+// own stages), then the manifest (written last, fsync'd), fsyncs the folder, renames it to
+// DIR/step-N/ and fsyncs DIR: that rename is the commit. Only then are older step-*/
+// folders retired (renamed to step-K.del, then removed). So at every instant DIR holds at
+// least one complete checkpoint once the first save has committed, and a kill at any point
+// of a save leaves the previous one (or the new one) loadable. `load_checkpoint(DIR)` takes
+// the newest complete step-*/ folder (one with a manifest; *.tmp and *.del are ignored), or
+// DIR itself when DIR holds a manifest. A checkpoint whose stage file does not match its
+// manifest (size or checksum), or whose weights or optimizer moments are not finite, is
+// refused naming the file; the loader never falls back silently to an older one.
+//
+// `--save DIR` accepts a missing path, an empty folder, or a folder that already holds a
+// paci checkpoint; anything else (a regular file, a folder with other content) is refused
+// before any work, and nothing but paci's own step-* folders is ever removed.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +35,7 @@
 namespace paci {
 
 inline constexpr int32_t kCheckpointMagic = 0x70616369;  // "paci"
-inline constexpr int kCheckpointVersion = 1;
+inline constexpr int kCheckpointVersion = 2;
 
 class CheckpointError : public std::runtime_error {
  public:
@@ -40,12 +56,26 @@ struct CheckpointMeta {
   AdamWConfig adamw;
 };
 
-// With a RankGroup every rank writes the stages it holds (non-empty snap.params entries)
-// and rank 0 completes the checkpoint; all ranks must call it.
-void save_checkpoint(const std::string& dir, const CheckpointMeta& meta, const Snapshot& snap,
-                     RankGroup* group = nullptr);
-// Throws CheckpointError naming the file and what is wrong (missing, bad magic or version,
-// truncated, sizes that do not match the model).
-void load_checkpoint(const std::string& dir, CheckpointMeta& meta, Snapshot& snap);
+// FNV-1a 64 of bytes (the stage files' checksum), continuing from `h`.
+uint64_t fnv1a64(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ULL);
+
+// Throws CheckpointError unless `dir` may be used by --save: missing, an empty folder, or a
+// folder holding a paci checkpoint, and writable (probed with a temporary file that is
+// removed again).
+void check_checkpoint_target(const std::string& dir);
+
+// Writes DIR/step-<meta.step>/ as described above and returns its path. With a RankGroup
+// every rank writes the stages it holds (non-empty snap.params entries) and rank 0
+// completes the checkpoint; all ranks must call it.
+std::string save_checkpoint(const std::string& dir, const CheckpointMeta& meta, const Snapshot& snap,
+                            RankGroup* group = nullptr);
+
+// The folder of the newest complete checkpoint under `dir` ("" if none).
+std::string find_checkpoint(const std::string& dir);
+
+// Loads the newest complete checkpoint under `dir`. Throws CheckpointError naming the file
+// and what is wrong (none here, bad magic or version, truncated, checksum mismatch, NaN or
+// inf values, sizes that do not match the model). Returns the folder loaded.
+std::string load_checkpoint(const std::string& dir, CheckpointMeta& meta, Snapshot& snap);
 
 }  // namespace paci

@@ -56,8 +56,9 @@ std::string tmp(const std::string& name) {
 
 void expect_same_checkpoint(const std::string& a, const std::string& b, int stages, const std::string& what) {
   for (int s = 0; s < stages; ++s) {
-    std::string fa = slurp(fmt::format("{}/stage-{}.bin", a, s));
-    std::string fb = slurp(fmt::format("{}/stage-{}.bin", b, s));
+    // The final checkpoint of train_args' 8 steps.
+    std::string fa = slurp(fmt::format("{}/step-000008/stage-{}.bin", a, s));
+    std::string fb = slurp(fmt::format("{}/step-000008/stage-{}.bin", b, s));
     ASSERT_FALSE(fa.empty()) << what << ": stage " << s << " missing in " << a;
     EXPECT_TRUE(fa == fb) << what << ": stage " << s << " weights or optimizer state differ";
   }
@@ -117,11 +118,56 @@ TEST(Mpi, RankThatStopsAnsweringEndsTheJobAndResumeContinues) {
   EXPECT_THAT(hung.out, HasSubstr("on device 0: that device stopped answering"));
   // Detection within the stall timeout plus start-up and teardown.
   EXPECT_LT(hung.seconds, 30) << hung.out;
-  EXPECT_THAT(slurp(run + "/checkpoint.json"), HasSubstr("\"step\": 4"));
+  EXPECT_THAT(slurp(run + "/step-000004/checkpoint.json"), HasSubstr("\"step\": 4"));
   Outcome resumed = sh(fmt::format("{} {}", mpirun(2), train_args("paci", 2, run, "--save-every 2 --resume " + run)));
   ASSERT_EQ(resumed.code, 0) << resumed.out;
   EXPECT_THAT(resumed.out, HasSubstr("resumed from"));
   expect_same_checkpoint(ref, run, 2, "resumed vs uninterrupted");
+}
+
+TEST(Mpi, RankThatHangsAtACheckpointEndsTheJobNamingIt) {
+  // Rank `hung` stops answering when it should write its stages of the step-4 checkpoint:
+  // the other rank waits at the checkpoint's barrier, gives up after the stall timeout with
+  // an error naming itself, the rank it waited for and the checkpoint, and the job ends.
+  std::string ref = tmp("ckref");
+  ASSERT_EQ(sh(fmt::format("{} {}", paci(), train_args("paci", 2, ref, "--save-every 2"))).code, 0);
+  for (int hung : {0, 1}) {
+    const int waiter = 1 - hung;
+    std::string run = tmp(fmt::format("ckhang{}", hung));
+    Outcome r = sh(fmt::format("{} {}", mpirun(2),
+                               train_args("paci", 2, run, fmt::format("--save-every 2 --stall-timeout 2 --inject-hang {} "
+                                                                      "--inject-hang-at checkpoint --inject-hang-after 4",
+                                                                      hung))));
+    EXPECT_NE(r.code, 0) << r.out;
+    EXPECT_THAT(r.out, HasSubstr(fmt::format("stuck: rank {} waited 2.0 s at the checkpoint of step 4", waiter)))
+        << r.out;
+    EXPECT_THAT(r.out, HasSubstr(fmt::format("for rank {} (", hung))) << r.out;
+    EXPECT_LT(r.seconds, 30) << r.out;
+    // The step-2 checkpoint is intact and a resume reproduces the uninterrupted run.
+    Outcome resumed = sh(fmt::format("{} {}", mpirun(2), train_args("paci", 2, run, "--save-every 2 --resume " + run)));
+    ASSERT_EQ(resumed.code, 0) << resumed.out;
+    EXPECT_THAT(resumed.out, HasSubstr("at step 2"));
+    expect_same_checkpoint(ref, run, 2, fmt::format("resumed after rank {} hung", hung));
+  }
+}
+
+TEST(Mpi, ExportLlmcGivesTheThreadedRunsFile) {
+  std::string thr = tmp("exp-thr"), mpi = tmp("exp-mpi");
+  Outcome a = sh(fmt::format("{} {}", paci(), train_args("1f1b", 2, thr, "--tied --export-llmc " + thr + ".bin")));
+  ASSERT_EQ(a.code, 0) << a.out;
+  Outcome b = sh(fmt::format("{} {}", mpirun(2), train_args("1f1b", 2, mpi, "--tied --export-llmc " + mpi + ".bin")));
+  ASSERT_EQ(b.code, 0) << b.out;
+  EXPECT_THAT(b.out, HasSubstr("wrote llm.c weights"));
+  std::string fa = slurp(thr + ".bin"), fb = slurp(mpi + ".bin");
+  ASSERT_FALSE(fa.empty());
+  EXPECT_TRUE(fa == fb) << "the llm.c export under MPI differs from the threaded run's";
+}
+
+TEST(Mpi, BadOutputIsRefusedBeforeTheJobStarts) {
+  Outcome r = sh(fmt::format("{} {}", mpirun(2), train_args("1f1b", 2, "/proc/x")));
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("--save /proc/x: cannot write"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("step ")));
 }
 
 TEST(Mpi, KilledRankEndsTheJob) {
