@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "schedules/files.h"
+
 namespace paci {
 namespace {
 
@@ -113,7 +115,7 @@ void CostModel::check(int n) const {
   for (size_t s = 0; s < stages.size(); ++s) check_stage(stages[s], fmt::format("{}: stages[{}]", src, s));
   if (!(latency >= 0) || !std::isfinite(latency))
     throw CostError(fmt::format("{}: latency must be a finite number >= 0 seconds (got {})", src, latency));
-  if (!(bandwidth >= 0))
+  if (!(bandwidth >= 0) || !std::isfinite(bandwidth))
     throw CostError(fmt::format("{}: bandwidth must be >= 0 bytes/s, 0 = unlimited (got {})", src, bandwidth));
   if (!(samples_per_microbatch > 0))
     throw CostError(fmt::format("{}: samples_per_microbatch must be > 0 (got {})", src, samples_per_microbatch));
@@ -150,17 +152,18 @@ CostModel parse_uniform_cost(std::string_view spec) {
     std::string key = item.substr(0, eq);
     if (eq == std::string::npos)
       throw CostError(fmt::format("--cost: '{}' is not KEY=VALUE (keys: f, b, i, w, opt, comm, bw, "
-                                  "msg, act, ifree, weights, grads, optstate)", item));
+                                  "msg, act, ifree, weights, grads, optstate)", excerpt(item)));
     double value;
     try {
       size_t used = 0;
       value = std::stod(item.substr(eq + 1), &used);
       if (used != item.size() - eq - 1) throw std::invalid_argument("trailing");
     } catch (const std::exception&) {
-      throw CostError(fmt::format("--cost: {}: '{}' is not a number", key, item.substr(eq + 1)));
+      throw CostError(fmt::format("--cost: {}: '{}' is not a number", excerpt(key),
+                                  excerpt(item.substr(eq + 1))));
     }
     if (!(value >= 0) || !std::isfinite(value))
-      throw CostError(fmt::format("--cost: {} must be a finite number >= 0 (got {})", key, value));
+      throw CostError(fmt::format("--cost: {} must be a finite number >= 0 (got {})", excerpt(key), value));
     if (key == "comm") c.latency = value;
     else if (key == "bw") c.bandwidth = value;
     else if (key == "msg") msg = value;
@@ -169,7 +172,7 @@ CostModel parse_uniform_cost(std::string_view spec) {
       if (key == "weights" || key == "grads" || key == "optstate" || key == "act") sized = true;
     } else
       throw CostError(fmt::format("--cost: unknown key '{}' (keys: f, b, i, w, opt, comm, bw, msg, "
-                                  "act, ifree, weights, grads, optstate)", key));
+                                  "act, ifree, weights, grads, optstate)", excerpt(key)));
   }
   StageCost s = resolve(p, StageCost{}, false, "--cost");
   s.send_bytes = s.grad_send_bytes = msg;
@@ -181,15 +184,20 @@ CostModel parse_uniform_cost(std::string_view spec) {
   return c;
 }
 
-CostModel cost_from_json(std::string_view text, const std::string& source) {
+namespace {
+
+CostModel cost_from_json_checked(std::string_view text, const std::string& source) {
   json j;
   try {
-    j = json::parse(text);
+    j = json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
-    throw CostError(fmt::format("{}: not valid JSON: {}", source, e.what()));
+    throw CostError(fmt::format("{}: not valid JSON (byte {}): the file may be truncated", source, e.byte));
+  } catch (const json::exception&) {
+    throw CostError(fmt::format("{}: a number in the JSON is out of range (costs must be finite numbers)",
+                                source));
   }
   if (!j.is_object()) throw CostError(source + ": top level must be an object");
-  if (j.value("format", std::string()) != "paci-cost")
+  if (!j.contains("format") || j["format"] != "paci-cost")
     throw CostError(source + ": format: must be \"paci-cost\"");
   if (!j.contains("version") || j["version"] != 1)
     throw CostError(source + ": version: must be 1");
@@ -198,16 +206,18 @@ CostModel cost_from_json(std::string_view text, const std::string& source) {
       "tokens_per_microbatch", "device_memory", "memory_unit", "description", "default", "stages"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (std::find(top.begin(), top.end(), it.key()) == top.end())
-      throw CostError(fmt::format("{}: unknown field '{}' (allowed: {})", source, it.key(), join(top)));
+      throw CostError(fmt::format("{}: unknown field '{}' (allowed: {})", source, excerpt(it.key()), join(top)));
   auto number = [&](const json& obj, const std::string& key, const std::string& where,
                     double dflt) -> double {
     if (!obj.contains(key)) return dflt;
     const json& v = obj[key];
     if (!v.is_number())
-      throw CostError(fmt::format("{}: {}: must be a number >= 0 (got {})", source, where, v.dump()));
+      throw CostError(fmt::format("{}: {}: must be a number >= 0 (got {})", source, where,
+                                  excerpt(v.dump())));
     double x = v.get<double>();
-    if (!(x >= 0))
-      throw CostError(fmt::format("{}: {}: must be a number >= 0 (got {})", source, where, v.dump()));
+    if (!(x >= 0) || !std::isfinite(x))
+      throw CostError(fmt::format("{}: {}: must be a finite number >= 0 (got {})", source, where,
+                                  excerpt(v.dump())));
     return x;
   };
   auto partial = [&](const json& obj, const std::string& where) {
@@ -217,7 +227,7 @@ CostModel cost_from_json(std::string_view text, const std::string& source) {
       const auto& f = stage_fields();
       if (std::find(f.begin(), f.end(), it.key()) == f.end())
         throw CostError(fmt::format("{}: {}.{}: unknown field (allowed: {})", source, where,
-                                    it.key(), join(f)));
+                                    excerpt(it.key()), join(f)));
       p.v[it.key()] = number(obj, it.key(), where + "." + it.key(), 0);
     }
     return p;
@@ -228,8 +238,21 @@ CostModel cost_from_json(std::string_view text, const std::string& source) {
   c.samples_per_microbatch = number(j, "samples_per_microbatch", "samples_per_microbatch", 1);
   c.tokens_per_microbatch = number(j, "tokens_per_microbatch", "tokens_per_microbatch", 0);
   c.device_memory = number(j, "device_memory", "device_memory", 0);
-  c.memory_unit = j.value("memory_unit", std::string("B"));
-  c.description = j.value("description", source);
+  auto text_field = [&](const char* key, const std::string& dflt) {
+    if (!j.contains(key)) return dflt;
+    if (!j[key].is_string())
+      throw CostError(fmt::format("{}: {}: must be a string (got {})", source, key, j[key].type_name()));
+    std::string v = j[key].get<std::string>();
+    if (v.size() > 200 || v.find_first_of("\n\r") != std::string::npos)
+      throw CostError(fmt::format("{}: {}: must be one line of at most 200 characters (got \"{}\")", source, key,
+                                  excerpt(v)));
+    return v;
+  };
+  c.memory_unit = text_field("memory_unit", "B");
+  if (c.memory_unit != "B" && c.memory_unit != "slots")
+    throw CostError(fmt::format("{}: memory_unit: must be \"B\" or \"slots\" (got \"{}\")", source,
+                                excerpt(c.memory_unit)));
+  c.description = text_field("description", source);
   StageCost base;
   bool base_split = false;
   if (j.contains("default")) {
@@ -255,12 +278,25 @@ CostModel cost_from_json(std::string_view text, const std::string& source) {
   return c;
 }
 
+}  // namespace
+
+CostModel cost_from_json(std::string_view text, const std::string& source) {
+  try {
+    return cost_from_json_checked(text, source);
+  } catch (const json::exception& e) {
+    // Every access above checks its type; kept so that no nlohmann error escapes.
+    throw CostError(fmt::format("{}: wrong type in the cost file (nlohmann error {})", source, e.id));
+  }
+}
+
 CostModel load_cost_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw CostError(fmt::format("{}: cannot read the cost file", path));
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return cost_from_json(ss.str(), path);
+  std::string text;
+  try {
+    text = read_input_file(path, "cost file", kMaxInputFileBytes);
+  } catch (const InputError& e) {
+    throw CostError(e.what());
+  }
+  return cost_from_json(text, path);
 }
 
 std::string cost_to_json(const CostModel& c) {

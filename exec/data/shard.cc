@@ -17,6 +17,15 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 namespace {
 
 std::ifstream open_shard(const std::string& path) {
+  // Not a FIFO (which would block the read forever), a directory or a device.
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    try {
+      check_regular_file(path, "token shard");
+    } catch (const InputError& e) {
+      throw ShardError(e.what());
+    }
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw ShardError(path + ": cannot open token shard (" + std::strerror(errno) + ")");
@@ -29,13 +38,25 @@ int64_t check_header(std::ifstream& in, const std::string& path) {
   std::error_code ec;
   const auto file_size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
   if (ec) throw ShardError(path + ": cannot stat token shard (" + ec.message() + ")");
-  int32_t header[kShardHeaderInts] = {};
-  if (file_size < kShardHeaderBytes ||
-      !in.read(reinterpret_cast<char*>(header), kShardHeaderBytes)) {
+  unsigned char header[kShardHeaderBytes] = {};
+  if (file_size < kShardHeaderBytes || !in.read(reinterpret_cast<char*>(header), kShardHeaderBytes)) {
     throw ShardError(path + ": file holds " + std::to_string(file_size) +
                      " bytes, shorter than the " + std::to_string(kShardHeaderBytes) +
                      "-byte header: not an llm.c token shard");
   }
+  return parse_token_shard_header(header, kShardHeaderBytes, file_size, path);
+}
+
+}  // namespace
+
+int64_t parse_token_shard_header(const unsigned char* bytes, size_t size, int64_t file_size,
+                                 const std::string& path) {
+  int32_t header[kShardHeaderInts] = {};
+  if (size < static_cast<size_t>(kShardHeaderBytes) || file_size < kShardHeaderBytes) {
+    throw ShardError(path + ": file holds " + std::to_string(file_size) + " bytes, shorter than the " +
+                     std::to_string(kShardHeaderBytes) + "-byte header: not an llm.c token shard");
+  }
+  std::memcpy(header, bytes, kShardHeaderBytes);
   if (header[0] != kShardMagic) {
     throw ShardError(path + ": bad magic " + std::to_string(header[0]) + " (expected " +
                      std::to_string(kShardMagic) + "): not an llm.c token shard");
@@ -59,7 +80,14 @@ int64_t check_header(std::ifstream& in, const std::string& path) {
   return count;
 }
 
-}  // namespace
+void check_shard_tokens(const std::vector<uint16_t>& tokens, int vocab, const std::string& path) {
+  if (vocab <= 0) return;
+  for (size_t i = 0; i < tokens.size(); ++i)
+    if (tokens[i] >= vocab)
+      throw ShardError(path + ": token " + std::to_string(tokens[i]) + " at position " + std::to_string(i) +
+                       " is outside the model's vocabulary of " + std::to_string(vocab) +
+                       " (ids 0.." + std::to_string(vocab - 1) + ")");
+}
 
 void write_token_shard(const std::string& path, const std::vector<int>& tokens) {
   if (tokens.size() > static_cast<size_t>(INT32_MAX)) {
@@ -94,13 +122,14 @@ int64_t read_token_shard_header(const std::string& path) {
   return check_header(in, path);
 }
 
-std::vector<uint16_t> read_token_shard(const std::string& path) {
+std::vector<uint16_t> read_token_shard(const std::string& path, int vocab) {
   std::ifstream in = open_shard(path);
   const int64_t count = check_header(in, path);
   std::vector<uint16_t> tokens(static_cast<size_t>(count));
   if (!in.read(reinterpret_cast<char*>(tokens.data()), count * 2)) {
     throw ShardError(path + ": read error after the header");
   }
+  check_shard_tokens(tokens, vocab, path);
   return tokens;
 }
 

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "exec/model/param_layout.h"
+#include "schedules/files.h"
 
 namespace paci {
 namespace {
@@ -28,19 +29,10 @@ void check_parts(const GptConfig& cfg, const std::vector<StagePartition>& parts,
                                 " stage partitions but " + std::to_string(buffers) +
                                 " parameter buffers");
   }
-  int next = 0;
-  for (size_t s = 0; s < parts.size(); ++s) {
-    const StagePartition& p = parts[s];
-    if (p.first_layer != next || p.has_embedding != (s == 0) ||
-        p.has_head != (s + 1 == parts.size())) {
-      throw std::invalid_argument("llm.c checkpoint: stage " + std::to_string(s) +
-                                  " does not continue a partition of the whole model");
-    }
-    next = p.last_layer + 1;
-  }
-  if (next != cfg.layers) {
-    throw std::invalid_argument("llm.c checkpoint: partitions cover " + std::to_string(next) +
-                                " of " + std::to_string(cfg.layers) + " layers");
+  try {
+    check_partition(cfg, parts);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("llm.c checkpoint: ") + e.what());
   }
 }
 
@@ -143,25 +135,23 @@ void save_llmc_checkpoint(const std::string& path, const GptConfig& cfg,
   }
 }
 
-GptConfig read_llmc_config(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("llm.c checkpoint: cannot open " + path);
+GptConfig parse_llmc_header(const unsigned char* bytes, size_t size, uint64_t file_bytes,
+                            const std::string& path) {
   int32_t header[kHeaderInts];
-  in.read(reinterpret_cast<char*>(header), sizeof(header));
-  if (in.gcount() != static_cast<std::streamsize>(sizeof(header))) {
-    throw std::runtime_error("llm.c checkpoint: " + path +
-                             " is shorter than the 1024-byte header; not a model file");
+  if (size < sizeof(header) || file_bytes < sizeof(header)) {
+    throw LlmcError("llm.c checkpoint: " + path +
+                    " is shorter than the 1024-byte header; not a model file");
   }
+  std::memcpy(header, bytes, sizeof(header));
   if (header[0] != kLlmcCheckpointMagic) {
-    throw std::runtime_error("llm.c checkpoint: " + path + " has magic " +
-                             std::to_string(header[0]) + ", expected " +
-                             std::to_string(kLlmcCheckpointMagic) +
-                             " (an llm.c GPT-2 model file; token shards have magic 20240520)");
+    throw LlmcError("llm.c checkpoint: " + path + " has magic " + std::to_string(header[0]) +
+                    ", expected " + std::to_string(kLlmcCheckpointMagic) +
+                    " (an llm.c GPT-2 model file; token shards have magic 20240520)");
   }
   if (header[1] != kLlmcCheckpointVersionFp32) {
-    throw std::runtime_error("llm.c checkpoint: " + path + " has version " +
-                             std::to_string(header[1]) + "; only version 3 (fp32) is " +
-                             "supported (version 5 is bf16: re-export the model in fp32)");
+    throw LlmcError("llm.c checkpoint: " + path + " has version " + std::to_string(header[1]) +
+                    "; only version 3 (fp32) is " +
+                    "supported (version 5 is bf16: re-export the model in fp32)");
   }
   GptConfig cfg;
   cfg.seq_len = header[2];
@@ -174,18 +164,41 @@ GptConfig read_llmc_config(const std::string& path) {
   try {
     validate(cfg);
   } catch (const std::invalid_argument& e) {
-    throw std::runtime_error("llm.c checkpoint: " + path + " has an impossible shape: " + e.what());
+    throw LlmcError("llm.c checkpoint: " + path + " has an impossible shape: " + e.what());
   }
-  in.seekg(0, std::ios::end);
-  const auto bytes = static_cast<uint64_t>(in.tellg());
-  const uint64_t expected = sizeof(header) + file_param_count(cfg) * sizeof(float);
-  if (bytes != expected) {
-    throw std::runtime_error("llm.c checkpoint: " + path + " has " + std::to_string(bytes) +
-                             " bytes but its header (" + describe(cfg) + ", Vp " +
-                             std::to_string(cfg.padded_vocab) + ") implies " +
-                             std::to_string(expected) + "; the file is truncated or corrupt");
+  // The size the header implies, without overflow (every field is an int32 here).
+  using u128 = unsigned __int128;
+  const u128 Vp = static_cast<u128>(cfg.padded_vocab), C = static_cast<u128>(cfg.channels),
+             T = static_cast<u128>(cfg.seq_len), L = static_cast<u128>(cfg.layers);
+  const u128 per_layer = 2 * C + 3 * C * C + 3 * C + C * C + C + 2 * C + 4 * C * C + 4 * C + 4 * C * C + C;
+  const u128 expected = sizeof(header) + (Vp * C + T * C + L * per_layer + 2 * C) * sizeof(float);
+  if (expected != static_cast<u128>(file_bytes)) {
+    const std::string implied = expected > static_cast<u128>(UINT64_MAX)
+                                    ? std::string("more than 2^64")
+                                    : std::to_string(static_cast<uint64_t>(expected));
+    throw LlmcError("llm.c checkpoint: " + path + " has " + std::to_string(file_bytes) +
+                    " bytes but its header (" + describe(cfg) + ", Vp " +
+                    std::to_string(cfg.padded_vocab) + ") implies " + implied +
+                    "; the file is truncated or corrupt");
   }
   return cfg;
+}
+
+GptConfig read_llmc_config(const std::string& path) {
+  try {
+    check_regular_file(path, "llm.c checkpoint");
+  } catch (const InputError& e) {
+    throw LlmcError(e.what());
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw LlmcError("llm.c checkpoint: cannot open " + path);
+  unsigned char header[kHeaderInts * sizeof(int32_t)];
+  in.read(reinterpret_cast<char*>(header), sizeof(header));
+  const size_t got = static_cast<size_t>(std::max<std::streamsize>(in.gcount(), 0));
+  in.clear();
+  in.seekg(0, std::ios::end);
+  const auto bytes = static_cast<uint64_t>(std::max<std::streamoff>(in.tellg(), 0));
+  return parse_llmc_header(header, got, bytes, path);
 }
 
 void load_llmc_checkpoint(const std::string& path, const GptConfig& cfg,
@@ -196,7 +209,7 @@ void load_llmc_checkpoint(const std::string& path, const GptConfig& cfg,
   if (file.seq_len != cfg.seq_len || file.vocab_size != cfg.vocab_size ||
       file.padded_vocab != cfg.padded_vocab || file.layers != cfg.layers ||
       file.heads != cfg.heads || file.channels != cfg.channels || !cfg.tied_embeddings) {
-    throw std::runtime_error("llm.c checkpoint: " + path + " holds a " + describe(file) +
+    throw LlmcError("llm.c checkpoint: " + path + " holds a " + describe(file) +
                              " model (Vp " + std::to_string(file.padded_vocab) +
                              ") but the model to load is " + describe(cfg) + " (Vp " +
                              std::to_string(cfg.padded_vocab) + ")");

@@ -10,6 +10,8 @@
 // wte alone would silently drop a trained head, so save refuses untied models.
 #pragma once
 
+#include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,13 @@
 #include "exec/model/partition.h"
 
 namespace paci {
+
+// A checkpoint file that cannot be read as llm.c's format (not a regular file, bad magic or
+// version, impossible shape, wrong size, another model's shape): one line naming the file.
+class LlmcError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 constexpr int kLlmcCheckpointMagic = 20240326;
 constexpr int kLlmcCheckpointVersionFp32 = 3;
@@ -31,9 +40,14 @@ void save_llmc_checkpoint(const std::string& path, const GptConfig& cfg,
                           const std::vector<const float*>& stage_params);
 
 // The model shape stored in a checkpoint's header (tied_embeddings = true). Throws
-// std::runtime_error naming the file and what is wrong (bad magic, unsupported version,
-// implausible shape, wrong size).
+// LlmcError (a std::runtime_error) naming the file and what is wrong (not a regular file, bad
+// magic, unsupported version, implausible shape, a size other than the header implies).
 GptConfig read_llmc_config(const std::string& path);
+
+// The same check on the first `size` bytes of a file of `file_bytes` bytes (the fuzz harness
+// calls it directly).
+GptConfig parse_llmc_header(const unsigned char* bytes, size_t size, uint64_t file_bytes,
+                            const std::string& path);
 
 // Loads the file into per-stage buffers (tied lm_head copies are filled from wte). The file's
 // shape must equal cfg's (V, Vp, maxT, L, NH, C; cfg tied), else std::runtime_error.

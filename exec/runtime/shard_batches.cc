@@ -6,8 +6,8 @@
 
 namespace paci {
 
-ShardBatches::ShardBatches(const std::string& path, int B, int T)
-    : data_(read_token_shard(path)), B_(B), T_(T) {
+ShardBatches::ShardBatches(const std::string& path, int B, int T, int vocab)
+    : data_(read_token_shard(path, vocab)), B_(B), T_(T) {
   if (static_cast<int64_t>(data_.size()) < static_cast<int64_t>(B) * T + 1)
     throw std::invalid_argument(fmt::format("{}: {} tokens, fewer than one micro-batch of "
                                             "{} x {} + 1", path, data_.size(), B, T));

@@ -14,9 +14,9 @@ namespace paci {
 
 class ShardBatches : public BatchSource {
  public:
-  // Throws ShardError (missing, corrupt) or std::invalid_argument if the shard is shorter
-  // than one micro-batch.
-  ShardBatches(const std::string& path, int B, int T);
+  // Throws ShardError (missing, corrupt, with vocab > 0 a token >= vocab) or
+  // std::invalid_argument if the shard is shorter than one micro-batch.
+  ShardBatches(const std::string& path, int B, int T, int vocab = 0);
   void get(int64_t mb, int* tokens, int* targets) override;
   int batch_size() const override { return B_; }
   int seq_len() const override { return T_; }

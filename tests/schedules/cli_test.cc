@@ -74,7 +74,13 @@ TEST(Cli, ShowPrintsTimelineAndTableAndExports) {
   auto back = run(fmt::format("show --file {}", json));
   ASSERT_EQ(back.code, 0) << back.err;
   EXPECT_THAT(back.out, HasSubstr("    0      0         4       1       4         2"));
-  ASSERT_EQ(run(fmt::format("show --schedule pipedream -P 3 -M 4 --export {}", csv)).code, 0);
+  // PyTorch's CSV holds one step with the optimizer outside: pipedream (an update per
+  // micro-batch) is refused, 1f1b is written and read back.
+  auto refused = run(fmt::format("show --schedule pipedream -P 3 -M 4 --export {}", csv));
+  EXPECT_EQ(refused.code, 2);
+  EXPECT_THAT(refused.err, HasSubstr("cannot be written as a PyTorch CSV"));
+  ASSERT_EQ(run(fmt::format("show --schedule 1f1b -P 3 -M 4 --export {}", csv)).code, 0);
+  EXPECT_EQ(slurp(csv).find("OPT"), std::string::npos);
   auto fromcsv = run(fmt::format("show --file {} --policy stash", csv));
   ASSERT_EQ(fromcsv.code, 0) << fromcsv.err;
   EXPECT_THAT(fromcsv.out, HasSubstr("weight policy stash"));

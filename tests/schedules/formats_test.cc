@@ -31,8 +31,17 @@ TEST(Formats, JsonRoundTripIsIdentical) {
   }
 }
 
+// One-step schedules with the optimizer at the end (what PyTorch's CSV can hold) round-trip:
+// the export leaves the OPT cells out and the import appends them. tests/schedules/torch_csv_test
+// checks the cells against PyTorch's grammar; the other schedules are refused there.
+std::vector<Schedule> one_step_library() {
+  return {make_schedule("gpipe", {4, 6, 1}), make_schedule("1f1b", {4, 8, 1}),
+          make_schedule("interleaved-1f1b", {3, 6, 1, 3}), make_schedule("zb-h1", {4, 8, 1}),
+          make_schedule("paci", {4, 8, 1})};
+}
+
 TEST(Formats, CsvRoundTripIsIdentical) {
-  for (const Schedule& s : library()) {
+  for (const Schedule& s : one_step_library()) {
     CsvHints hints;
     hints.microbatches = s.spec.microbatches;
     hints.policy = s.policy;
@@ -45,8 +54,24 @@ TEST(Formats, CsvRoundTripIsIdentical) {
   }
 }
 
+TEST(Formats, OlderCsvWithOptCellsStillLoads) {
+  // paci before issue 12 wrote 0OPT cells and several steps per file; such files still load.
+  Schedule s = make_schedule("paci", {4, 8, 2, std::nullopt, 2});
+  std::string csv;
+  for (const auto& prog : s.programs) {
+    for (size_t k = 0; k < prog.size(); ++k) csv += (k ? "," : "") + to_string(prog[k]);
+    csv += "\n";
+  }
+  CsvHints hints;
+  hints.microbatches = 8;
+  Schedule back = schedule_from_csv(csv, "old.csv", hints);
+  EXPECT_EQ(back.programs, s.programs);
+  EXPECT_EQ(back.spec, s.spec);
+  validate(back);
+}
+
 TEST(Formats, CsvInfersSpecWithoutHints) {
-  Schedule s = make_schedule("1f1b", {4, 8, 3});
+  Schedule s = make_schedule("1f1b", {4, 8, 1});
   Schedule back = schedule_from_csv(to_csv(s), "mem.csv");
   EXPECT_EQ(back.spec, s.spec);
   EXPECT_EQ(back.accum, 8);
@@ -153,8 +178,10 @@ TEST(Formats, SaveAndLoadByExtension) {
   Schedule s = make_schedule("paci", {3, 4, 2});
   save_schedule(s, dir + "/p.json");
   EXPECT_TRUE(load_schedule(dir + "/p.json") == s);
-  save_schedule(s, dir + "/p.csv");
-  EXPECT_EQ(load_schedule(dir + "/p.csv").programs, s.programs);
+  EXPECT_THROW(save_schedule(s, dir + "/p.csv"), FormatError);  // two steps: JSON only
+  Schedule one = make_schedule("1f1b", {3, 4, 1});
+  save_schedule(one, dir + "/p.csv");
+  EXPECT_EQ(load_schedule(dir + "/p.csv").programs, one.programs);
   EXPECT_THROW(save_schedule(s, dir + "/p.txt"), FormatError);
   EXPECT_THROW(load_schedule(dir + "/missing.json"), FormatError);
 }

@@ -1,5 +1,6 @@
 // Every schedule of the library over a grid of P, M, N (and v, a): it validates, and the
-// closed forms of DESIGN.md hold exactly.
+// closed forms stated in each generator's doc comment (schedules/gen/) and in the README's
+// schedule table hold exactly.
 #include <algorithm>
 #include <optional>
 #include <string>
