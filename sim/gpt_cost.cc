@@ -38,56 +38,21 @@ std::map<std::string, double> parse_kv(std::string_view text, const std::string&
   return out;
 }
 
-struct Unit {  // a slice of the model: embedding, one layer, or the head
-  double f = 0, i = 0, w = 0;           // seconds
-  double act = 0, act_freed_by_i = 0;   // bytes per micro-batch
-  double params = 0;
-};
-
 }  // namespace
 
-double GptShape::params() const {
-  double h = d_model;
-  double layer = 12 * h * h + 13 * h;
-  return layers * layer + static_cast<double>(vocab) * h + seq * h + 2 * h +
-         (tied ? 0 : static_cast<double>(vocab) * h);
-}
-
 std::vector<std::string> gpt_model_names() {
-  return {"gpt2-124m", "gpt2-350m", "gpt2-774m", "gpt2-1558m", "custom:..."};
+  std::vector<std::string> names = preset_names();
+  names.push_back("custom:...");
+  return names;
 }
 std::vector<std::string> device_names() { return {"h100", "h200", "custom:..."}; }
 
-GptShape parse_gpt_model(std::string_view spec) {
-  auto preset = [&](int L, int d, int a) {
-    GptShape c;
-    c.name = std::string(spec);
-    c.layers = L, c.d_model = d, c.heads = a, c.seq = 1024, c.vocab = 50257;
-    return c;
-  };
-  if (spec == "gpt2-124m" || spec == "gpt2") return preset(12, 768, 12);
-  if (spec == "gpt2-350m" || spec == "gpt2-medium") return preset(24, 1024, 16);
-  if (spec == "gpt2-774m" || spec == "gpt2-large") return preset(36, 1280, 20);
-  if (spec == "gpt2-1558m" || spec == "gpt2-xl") return preset(48, 1600, 25);
-  if (spec.rfind("custom:", 0) == 0) {
-    auto kv = parse_kv(spec.substr(7), "--model", {"layers", "d", "heads", "seq", "vocab", "tied"});
-    for (const char* k : {"layers", "d", "heads", "seq", "vocab"})
-      if (!kv.count(k) || kv[k] < 1)
-        throw CostError(fmt::format("--model custom: needs {}=N >= 1 (keys: layers, d, heads, seq, vocab, tied)", k));
-    GptShape c;
-    c.name = "custom";
-    c.layers = static_cast<int>(kv["layers"]);
-    c.d_model = static_cast<int>(kv["d"]);
-    c.heads = static_cast<int>(kv["heads"]);
-    c.seq = static_cast<int>(kv["seq"]);
-    c.vocab = static_cast<int>(kv["vocab"]);
-    c.tied = kv.count("tied") && kv["tied"] != 0;
-    if (c.d_model % c.heads != 0)
-      throw CostError(fmt::format("--model custom: d={} must be a multiple of heads={}", c.d_model, c.heads));
-    return c;
+GptConfig parse_gpt_model(std::string_view spec) {
+  try {
+    return parse_model(std::string(spec));
+  } catch (const std::invalid_argument& e) {
+    throw CostError(fmt::format("--model: {}", e.what()));
   }
-  throw CostError(fmt::format("--model: unknown model '{}' (allowed: gpt2-124m, gpt2-350m, gpt2-774m, "
-                              "gpt2-1558m, custom:layers=L,d=D,heads=H,seq=T,vocab=V)", spec));
 }
 
 DeviceSpec parse_device(std::string_view spec) {
@@ -130,117 +95,145 @@ DeviceSpec parse_device(std::string_view spec) {
                               "custom:flops=F,membw=B,linkbw=L,mem=M[,eff=E,latency=S,fp32flops=F])", spec));
 }
 
-GptCost gpt_cost_model(const GptCostOptions& o) {
-  const GptShape& g = o.model;
+std::vector<GptUnitCost> gpt_unit_costs(const GptCostOptions& o) {
+  const GptConfig& g = o.model;
   const DeviceSpec& dev = o.device;
-  const int S = o.stages, L = g.layers;
+  try {
+    validate(g);
+  } catch (const std::invalid_argument& e) {
+    throw CostError(fmt::format("--model: {}", e.what()));
+  }
   if (o.precision != "bf16" && o.precision != "fp32")
     throw CostError(fmt::format("--precision: '{}' is not bf16 or fp32", o.precision));
   if (o.micro_batch < 1) throw CostError(fmt::format("--mb-size must be >= 1 (got {})", o.micro_batch));
-  if (S < 1 || S > L)
-    throw CostError(fmt::format("{} stages for {} layers of {}: every stage needs at least one layer "
-                                "(use at most {} stages)", S, L, g.name, L));
   const bool bf16 = o.precision == "bf16";
   const double e = bf16 ? 2 : 4;
   const double flops = (bf16 ? dev.peak_flops : dev.fp32_flops) * dev.efficiency;
   const double membw = dev.memory_bandwidth * 0.8;
-  const double b = o.micro_batch, s = g.seq, h = g.d_model, V = g.vocab;
+  const double b = o.micro_batch, s = g.seq_len, h = g.channels, V = g.vocab_size;
   const double tok = b * s;
-
-  Unit layer;
-  {
-    double gemm = 24 * tok * h * h, attn = 4 * tok * s * h, elem = 20 * tok * h * e;
-    layer.f = (gemm + attn) / flops + elem / membw;
-    layer.i = (gemm + 2 * attn) / flops + 2 * elem / membw;
-    layer.w = gemm / flops;
-    layer.act = 34 * tok * h * e / 2;
-    layer.act_freed_by_i = 20 * tok * h * e / 2;
-    layer.params = 12 * h * h + 13 * h;
-  }
-  Unit embed;
-  {
-    double elem = 3 * tok * h * e;
-    embed.f = elem / membw;
-    embed.i = 0;
-    embed.w = 2 * elem / membw;  // scatter-add into the embedding gradients
-    embed.act = tok * h * e;
-    embed.act_freed_by_i = 0;
-    embed.params = V * h + s * h;
-  }
-  Unit head;
-  {
-    // Fused cross-entropy (as llm.c does): the logits are written once, read once by the
-    // loss, which writes the logits' gradient in their place during the backward.
-    double gemm = 2 * tok * h * V, logits = tok * V * e;
-    head.f = gemm / flops + 2 * logits / membw;
-    head.i = gemm / flops + 2 * logits / membw;
-    head.w = gemm / flops;
-    head.act = logits + tok * h * e;
-    head.act_freed_by_i = logits;
-    head.params = V * h + 2 * h;  // a tied head still holds its own copy on the last stage
-  }
-
-  // Contiguous split minimising the slowest stage's F + B: dp over layers.
-  auto cost = [&](int first, int last, int stage) {  // layers [first, last)
-    double c = (last - first) * (layer.f + layer.i + layer.w);
-    if (stage == 0) c += embed.f + embed.i + embed.w;
-    if (stage == S - 1) c += head.f + head.i + head.w;
-    return c;
-  };
-  const double inf = std::numeric_limits<double>::infinity();
-  std::vector<std::vector<double>> dp(S + 1, std::vector<double>(L + 1, inf));
-  std::vector<std::vector<int>> cut(S + 1, std::vector<int>(L + 1, -1));
-  dp[0][0] = 0;
-  for (int k = 1; k <= S; ++k)
-    for (int j = k; j <= L - (S - k); ++j)
-      for (int i = k - 1; i < j; ++i) {
-        if (dp[k - 1][i] == inf) continue;
-        double v = std::max(dp[k - 1][i], cost(i, j, k - 1));
-        if (v < dp[k][j]) dp[k][j] = v, cut[k][j] = i;
+  const int U = num_units(g);
+  std::vector<GptUnitCost> out(U);
+  for (int u = 0; u < U; ++u) {
+    GptUnitCost& c = out[u];
+    const UnitFlops uf = unit_flops(g, u);
+    const double gemm = tok * uf.gemm, attn = tok * uf.attention;
+    double elem = 0;  // bytes of elementwise traffic, forward
+    switch (unit_kind(g, u)) {
+      case UnitKind::kEmbedding:
+        elem = 3 * tok * h * e;
+        c.f = elem / membw;
+        c.i = 0;
+        c.w = 2 * elem / membw;  // scatter-add into the embedding gradients
+        c.activation_bytes = tok * h * e;
+        c.freed_by_i = 0;
+        break;
+      case UnitKind::kAttention:
+      case UnitKind::kMlp: {
+        const bool att = unit_kind(g, u) == UnitKind::kAttention;
+        elem = (att ? 8 : 12) * tok * h * e;
+        c.f = (gemm + attn) / flops + elem / membw;
+        c.i = (gemm + 2 * attn) / flops + 2 * elem / membw;
+        c.w = gemm / flops;
+        c.activation_bytes = (att ? 13 : 21) * tok * h * e / 2;
+        c.freed_by_i = (att ? 9 : 11) * tok * h * e / 2;
+        break;
       }
-  std::vector<int> bounds(S + 1, L);
-  for (int k = S; k > 0; --k) bounds[k - 1] = cut[k][bounds[k]];
+      case UnitKind::kHead: {
+        // Fused cross-entropy (as llm.c does): the logits are written once, read once by the
+        // loss, which writes the logits' gradient in their place during the backward.
+        const double logits = tok * V * e;
+        c.f = gemm / flops + 2 * logits / membw;
+        c.i = gemm / flops + 2 * logits / membw;
+        c.w = gemm / flops;
+        c.activation_bytes = logits + tok * h * e;
+        c.freed_by_i = logits;
+        break;
+      }
+    }
+    c.params = static_cast<double>(unit_parameters(g, u));
+    c.stored_params = static_cast<double>(unit_parameters(g, u, /*stored=*/true));
+    c.static_bytes = c.stored_params * ((bf16 ? 2 + 4 : 4) + 4 + 8);
+    c.flops = tok * uf.training();
+  }
+  return out;
+}
 
+std::vector<UnitCost> gpt_partition_costs(const GptCostOptions& o) {
+  std::vector<UnitCost> out;
+  for (const GptUnitCost& c : gpt_unit_costs(o)) out.push_back({c.f + c.i + c.w, c.static_bytes, c.activation_bytes});
+  return out;
+}
+
+GptCost gpt_cost_model(const GptCostOptions& o) {
+  const GptConfig& g = o.model;
+  const DeviceSpec& dev = o.device;
+  const std::vector<GptUnitCost> units = gpt_unit_costs(o);
+  const int U = static_cast<int>(units.size());
+  const std::string name = g.name.empty() ? describe(g) : g.name;
   GptCost out;
+  if (!o.partition.empty()) {
+    if (static_cast<int>(o.partition.size()) != o.stages)
+      throw CostError(fmt::format("--partition has {} stages, the schedule has {}", o.partition.size(), o.stages));
+    try {
+      check_partition(g, o.partition);
+    } catch (const std::invalid_argument& e) {
+      throw CostError(fmt::format("--partition: {}", e.what()));
+    }
+    out.partition = o.partition;
+  } else {
+    const int S = o.stages;
+    if (S < 1 || S > U)
+      throw CostError(fmt::format("{} stages for {} of {} layers: it has {} units (the embedding, an attention and an "
+                                  "MLP half per layer, the head), so at most {} stages", S, name, g.layers, U, U));
+    try {
+      out.partition = partition_from_units(g, min_max_partition(gpt_partition_costs(o), S, o.limits));
+    } catch (const std::invalid_argument& e) {
+      throw CostError(fmt::format("{} on {}: {}", name, dev.name, e.what()));
+    }
+  }
+  out.layout = format_layout(out.partition);
+  const bool bf16 = o.precision == "bf16";
+  const double membw = dev.memory_bandwidth * 0.8;
+  const double e = bf16 ? 2 : 4;
+  const double tok = static_cast<double>(o.micro_batch) * g.seq_len;
   CostModel& c = out.cost;
   c.description = fmt::format("{} on {} ({}, {} x {} tokens per micro-batch, {:.0f}% of {:.0f} TFLOP/s)",
-                              g.name, dev.name, o.precision, o.micro_batch, g.seq, 100 * dev.efficiency,
+                              name, dev.name, o.precision, o.micro_batch, g.seq_len, 100 * dev.efficiency,
                               (bf16 ? dev.peak_flops : dev.fp32_flops) / 1e12);
   c.latency = dev.link_latency;
   c.bandwidth = dev.link_bandwidth;
-  c.samples_per_microbatch = b;
+  c.samples_per_microbatch = o.micro_batch;
   c.tokens_per_microbatch = tok;
   c.device_memory = dev.memory;
   c.memory_unit = "B";
-  for (int st = 0; st < S; ++st) {
-    Unit u;
-    int nl = bounds[st + 1] - bounds[st];
-    auto add = [&](const Unit& x, double times) {
-      u.f += times * x.f, u.i += times * x.i, u.w += times * x.w;
-      u.act += times * x.act, u.act_freed_by_i += times * x.act_freed_by_i, u.params += times * x.params;
-    };
-    add(layer, nl);
-    if (st == 0) add(embed, 1);
-    if (st == S - 1) add(head, 1);
+  for (const StagePartition& p : out.partition) {
+    GptUnitCost u;
+    for (int k = p.first_unit(); k <= p.last_unit(); ++k) {
+      const GptUnitCost& x = units[k];
+      u.f += x.f, u.i += x.i, u.w += x.w;
+      u.activation_bytes += x.activation_bytes, u.freed_by_i += x.freed_by_i;
+      u.params += x.params, u.stored_params += x.stored_params, u.flops += x.flops;
+    }
     StageCost sc;
     sc.f = u.f;
     sc.i = u.i;
     sc.w = u.w;
     sc.b = u.i + u.w;
-    sc.opt = u.params * 30 / membw;
-    sc.activation_bytes = u.act;
-    sc.freed_by_i = u.act > 0 ? u.act_freed_by_i / u.act : 0;
-    sc.weight_bytes = u.params * (bf16 ? 2 + 4 : 4);
-    sc.grad_bytes = u.params * 4;
-    sc.optimizer_bytes = u.params * 8;
-    sc.send_bytes = sc.grad_send_bytes = tok * h * e;
+    sc.opt = u.stored_params * 30 / membw;
+    sc.activation_bytes = u.activation_bytes;
+    sc.freed_by_i = u.activation_bytes > 0 ? u.freed_by_i / u.activation_bytes : 0;
+    sc.weight_bytes = u.stored_params * (bf16 ? 2 + 4 : 4);
+    sc.grad_bytes = u.stored_params * 4;
+    sc.optimizer_bytes = u.stored_params * 8;
+    sc.send_bytes = sc.grad_send_bytes = tok * g.channels * e;
     c.stages.push_back(sc);
-    out.layers_per_stage.push_back(nl);
+    out.layers_per_stage.push_back(p.num_layers());
+    out.blocks_per_stage.push_back(p.num_halves() / 2.0);
     out.params_per_stage.push_back(u.params);
+    out.flops_per_stage.push_back(u.flops);
   }
-  std::string split;
-  for (int nl : out.layers_per_stage) split += (split.empty() ? "" : ",") + std::to_string(nl);
-  c.description += ", layers per stage " + split;
+  c.description += ", partition " + out.layout;
   return out;
 }
 

@@ -2,25 +2,33 @@
 // (pre-LayerNorm, GELU MLP of width 4d, learned positions, untied LM head by default) on a
 // named device, from FLOPs and bytes per layer.
 //
-// Per layer and micro-batch (b sequences of s tokens, width h, e bytes per element):
-//   forward FLOPs   24 b s h^2 (QKV, projection, MLP) + 4 b s^2 h (scores and values)
-//   input grad I    24 b s h^2 + 8 b s^2 h (all of attention's backward is input-side)
-//   weight grad W   24 b s h^2;   B = I + W
-// plus elementwise traffic (LayerNorm, GELU, residuals, bias: ~20 b s h e bytes forward,
-// twice that backward) at 80% of memory bandwidth. The head adds 2 b s h V FLOPs forward
-// (and the same for I and for W) and a fused cross-entropy's traffic: the b s V logits
-// written and read once forward, read and overwritten by their gradient backward. GEMM time uses
-// `efficiency` of the dense peak: 0.7 by default, below the ~790 TFLOP/s (0.8 of peak) a large
-// bf16 GEMM reaches on an H100, because a layer's GEMMs are smaller and attention is not
-// dense GEMM; whole-layer utilisation then lands near the 50-60% MFU llm.c reports.
+// The model is a GptConfig (exec/model/config.h: the one model description of sim and exec;
+// presets, parameter counts and per-unit FLOPs come from there), split into units: the
+// embedding, an attention half and an MLP half per block, the final LayerNorm + head + loss.
+//
+// Per unit and micro-batch (b sequences of s tokens, width h, e bytes per element), with
+// FLOPs from unit_flops():
+//   forward F       GEMMs (attention half 8 b s h^2, MLP half 16 b s h^2, head 2 b s h V)
+//                   + attention 4 b s^2 h (attention half)
+//   input grad I    GEMMs + 2 x attention (all of attention's backward is input-side)
+//   weight grad W   GEMMs;   B = I + W
+// plus elementwise traffic (LayerNorm, GELU, residuals, bias: ~8 b s h e bytes forward in the
+// attention half and ~12 in the MLP half, twice that backward) at 80% of memory bandwidth.
+// The head adds a fused cross-entropy's traffic: the b s V logits written and read once
+// forward, read and overwritten by their gradient backward. GEMM time uses `efficiency` of
+// the dense peak: 0.7 by default, below the ~790 TFLOP/s (0.8 of peak) a large bf16 GEMM
+// reaches on an H100, because a layer's GEMMs are smaller and attention is not dense GEMM;
+// whole-layer utilisation then lands near the 50-60% MFU llm.c reports.
 // Memory per stage: weights (bf16 copy + fp32 master, or fp32), fp32 gradients, AdamW's two
-// fp32 moments; activations 34 s b h e/2 bytes per layer (Korthikanti et al. 2022, flash
-// attention, no recomputation), of which the inputs of the four linears (14 s b h e/2)
-// stay for W and the rest is freed by I; the head keeps the b s V logits until I.
+// fp32 moments (a tied head holds its own copy of wte on the last stage); activations
+// 34 s b h e/2 bytes per block (Korthikanti et al. 2022, flash attention, no recomputation:
+// 13 in the attention half, 21 in the MLP half), of which the inputs of the four linears
+// (4 + 10) stay for W and the rest is freed by I; the head keeps the b s V logits until I.
 // Transfers carry b s h e bytes each way. OPT streams ~30 bytes per parameter.
 //
-// Layers are split into contiguous stages (embedding on the first, final LayerNorm + head +
-// loss on the last) minimising the slowest stage's F + B.
+// Units are split into contiguous stages by min_max_partition (exec/model/partition.h),
+// minimising the slowest stage's F + B under an optional per-device memory limit, or an
+// explicit partition is costed as given.
 #pragma once
 
 #include <optional>
@@ -28,16 +36,14 @@
 #include <string_view>
 #include <vector>
 
+#include "exec/model/config.h"
+#include "exec/model/partition.h"
 #include "sim/cost.h"
 
 namespace paci {
 
-struct GptShape {
-  std::string name;
-  int layers = 0, d_model = 0, heads = 0, seq = 0, vocab = 0;
-  bool tied = false;  // LM head shares the token embedding (then both ends hold a copy)
-  double params() const;
-};
+// The analytic model's shapes are exec's GptConfig (one description of a model everywhere).
+using GptShape = GptConfig;
 
 struct DeviceSpec {
   std::string name;
@@ -50,9 +56,10 @@ struct DeviceSpec {
   double memory = 0;            // bytes
 };
 
-// gpt2-124m, gpt2-350m (= gpt2-medium, the paper's model), gpt2-774m, gpt2-1558m, or
-// "custom:layers=24,d=1024,heads=16,seq=1024,vocab=50257[,tied=1]". Throws CostError.
-GptShape parse_gpt_model(std::string_view spec);
+// parse_model() (exec/model/config.h) with CostError and a "--model: " prefix: tiny,
+// gpt2-124m (tied), gpt2-350m (= gpt2-medium, untied: the paper's model), gpt2-774m,
+// gpt2-1558m, or "custom:layers=24,d=1024,heads=16,seq=1024,vocab=50257[,tied=1]".
+GptConfig parse_gpt_model(std::string_view spec);
 // h100 (SXM: 989 TFLOP/s dense bf16, 3.35 TB/s, 80 GB, NVLink 4 at 450 GB/s per direction
 // of which 80% is used), h200 (same compute, 4.8 TB/s, 141 GB), or
 // "custom:flops=4e14,membw=2e12,linkbw=1e11,mem=4e10[,eff=0.7,latency=1e-5,fp32flops=..]".
@@ -61,17 +68,41 @@ std::vector<std::string> gpt_model_names();
 std::vector<std::string> device_names();
 
 struct GptCostOptions {
-  GptShape model;
+  GptConfig model;
   DeviceSpec device;
   int stages = 1;          // S stages (devices x virtual stages)
   int micro_batch = 8;     // sequences per micro-batch
   std::string precision = "bf16";  // bf16 (mixed, fp32 master) or fp32
+  // An explicit partition (e.g. parse_layout(model, "E+3,...,2.5+H")): costed as given; its
+  // size must equal `stages`. Empty: min_max_partition over the units' F + B.
+  std::vector<StagePartition> partition;
+  // For the automatic partition: memory_limit bytes per device (0 = none) and the
+  // micro-batches in flight per stage (the schedule's StageFacts::inflight_peak; empty: P - s).
+  PartitionLimits limits;
 };
 
+// One unit's costs for one micro-batch under the analytic model.
+struct GptUnitCost {
+  double f = 0, i = 0, w = 0;                   // seconds
+  double activation_bytes = 0, freed_by_i = 0;  // bytes per micro-batch
+  double params = 0;         // unit_parameters(cfg, u): a tied head's shared wte not counted
+  double stored_params = 0;  // what the stage holds (a tied head's copy of wte counted)
+  double static_bytes = 0;   // stored weights + gradients + optimizer state
+  double flops = 0;          // training FLOPs (F + I + W) of the micro-batch
+};
+// All 2L + 2 units, in order. Throws CostError on a bad precision or micro-batch.
+std::vector<GptUnitCost> gpt_unit_costs(const GptCostOptions& o);
+// The same as the partitioner's input: time = f + i + w, static and activation bytes.
+std::vector<UnitCost> gpt_partition_costs(const GptCostOptions& o);
+
 struct GptCost {
-  CostModel cost;                       // one StageCost per stage
-  std::vector<int> layers_per_stage;
-  std::vector<double> params_per_stage;
+  CostModel cost;                          // one StageCost per stage
+  std::vector<StagePartition> partition;   // the partition costed (chosen or given)
+  std::string layout;                      // format_layout(partition), e.g. "E+3,...,2.5+H"
+  std::vector<int> layers_per_stage;       // blocks with at least one half on the stage
+  std::vector<double> blocks_per_stage;    // halves / 2: 3.5 for a stage of 7 halves
+  std::vector<double> params_per_stage;    // sums to num_parameters(model), tying included
+  std::vector<double> flops_per_stage;     // training FLOPs per micro-batch
 };
 
 GptCost gpt_cost_model(const GptCostOptions& o);

@@ -113,18 +113,22 @@ ParamLayout make_param_layout(const GptConfig& cfg, const StagePartition& stage)
   }
   for (int l = stage.first_layer; l <= stage.last_layer; ++l) {
     const int id = 2 + l * kTensorsPerLayer;
-    add(ParamKind::kLn1w, l, id + 0, 1, C, false);
-    add(ParamKind::kLn1b, l, id + 1, 1, C, false);
-    add(ParamKind::kQkvw, l, id + 2, 3 * C, C, true);
-    add(ParamKind::kQkvb, l, id + 3, 1, 3 * C, false);
-    add(ParamKind::kAttprojw, l, id + 4, C, C, true);
-    add(ParamKind::kAttprojb, l, id + 5, 1, C, false);
-    add(ParamKind::kLn2w, l, id + 6, 1, C, false);
-    add(ParamKind::kLn2b, l, id + 7, 1, C, false);
-    add(ParamKind::kFcw, l, id + 8, 4 * C, C, true);
-    add(ParamKind::kFcb, l, id + 9, 1, 4 * C, false);
-    add(ParamKind::kFcprojw, l, id + 10, C, 4 * C, true);
-    add(ParamKind::kFcprojb, l, id + 11, 1, C, false);
+    if (stage.has_attention(l)) {
+      add(ParamKind::kLn1w, l, id + 0, 1, C, false);
+      add(ParamKind::kLn1b, l, id + 1, 1, C, false);
+      add(ParamKind::kQkvw, l, id + 2, 3 * C, C, true);
+      add(ParamKind::kQkvb, l, id + 3, 1, 3 * C, false);
+      add(ParamKind::kAttprojw, l, id + 4, C, C, true);
+      add(ParamKind::kAttprojb, l, id + 5, 1, C, false);
+    }
+    if (stage.has_mlp(l)) {
+      add(ParamKind::kLn2w, l, id + 6, 1, C, false);
+      add(ParamKind::kLn2b, l, id + 7, 1, C, false);
+      add(ParamKind::kFcw, l, id + 8, 4 * C, C, true);
+      add(ParamKind::kFcb, l, id + 9, 1, 4 * C, false);
+      add(ParamKind::kFcprojw, l, id + 10, C, 4 * C, true);
+      add(ParamKind::kFcprojb, l, id + 11, 1, C, false);
+    }
   }
   if (stage.has_head) {
     const int id = 2 + L * kTensorsPerLayer;

@@ -61,7 +61,9 @@ struct ParamLayout {
 // zero and stay zero (zero gradient, zero AdamW update).
 constexpr size_t kParamAlignment = 16;
 
-// Tensors of one stage: wte, wpe (first stage); 12 per layer; lnfw, lnfb, lm_head (last
+// Tensors of one stage: wte, wpe (first stage); 12 per layer (a block split between two
+// stages: ln1, qkv, attproj on the stage with its attention half, ln2, fc, fcproj on the
+// stage with its MLP half; names and global ids do not depend on the split); lnfw, lnfb, lm_head (last
 // stage; with tied embeddings lm_head is a copy of wte). wte and lm_head have vocab_size
 // rows (not padded_vocab: padding only exists in llm.c files).
 ParamLayout make_param_layout(const GptConfig& cfg, const StagePartition& stage);

@@ -49,11 +49,22 @@ StageModelT<T>::StageModelT(BackendT<T>& backend, const GptConfig& cfg, const St
                                 ", " + std::to_string(stage.last_layer) + "] outside the model's " +
                                 std::to_string(cfg.layers) + " layers");
   }
+  {
+    const int a = stage.first_unit(), b = stage.last_unit();
+    if (a < 0 || b >= num_units(cfg) || a > b || stage_from_units(cfg, a, b) != stage)
+      throw std::invalid_argument("StageModel: stage (layers [" + std::to_string(stage.first_layer) + ", " +
+                                  std::to_string(stage.last_layer) +
+                                  "]) is not a contiguous range of the model's units");
+  }
   layout_ = make_param_layout(cfg, stage);
   layers_begin_ = stage.has_embedding ? 2 : 0;
   if (stage.has_embedding) {
     wte_ = layout_.tensors[0].offset;
     wpe_ = layout_.tensors[1].offset;
+  }
+  toff_.assign(stage.num_layers(), {});
+  for (const TensorInfo& t : layout_.tensors) {
+    if (t.layer >= 0) toff_[t.layer - stage.first_layer][static_cast<int>(t.kind)] = t.offset;
   }
   if (stage.has_head) {
     const size_t h = layout_.tensors.size() - 3;
@@ -73,20 +84,31 @@ StageModelT<T>::StageModelT(BackendT<T>& backend, const GptConfig& cfg, const St
   };
   x0_ = take(N * C);
   acts_.resize(nl);
-  for (LayerActs& a : acts_) {
-    a.ln1 = take(N * C);
-    a.ln1_mean = take(N);
-    a.ln1_rstd = take(N);
-    a.qkv = take(N * 3 * C);
-    a.atty = take(N * C);
-    a.att = take(backend_.attention_state_elems(B_, T_, cfg.channels, cfg.heads));
-    a.res1 = take(N * C);
-    a.ln2 = take(N * C);
-    a.ln2_mean = take(N);
-    a.ln2_rstd = take(N);
-    a.fch = take(N * 4 * C);
-    a.fch_gelu = take(N * 4 * C);
-    a.res2 = take(N * C);
+  for (int k = 0; k < nl; ++k) {
+    LayerActs& a = acts_[k];
+    a.attn = stage.has_attention(stage.first_layer + k);
+    a.mlp = stage.has_mlp(stage.first_layer + k);
+    if (a.attn) {
+      a.ln1 = take(N * C);
+      a.ln1_mean = take(N);
+      a.ln1_rstd = take(N);
+      a.qkv = take(N * 3 * C);
+      a.atty = take(N * C);
+      a.att = take(backend_.attention_state_elems(B_, T_, cfg.channels, cfg.heads));
+      a.res1 = take(N * C);
+    } else {
+      a.res1 = x0_;  // the stage starts with this block's MLP half: its input is res1
+    }
+    if (a.mlp) {
+      a.ln2 = take(N * C);
+      a.ln2_mean = take(N);
+      a.ln2_rstd = take(N);
+      a.fch = take(N * 4 * C);
+      a.fch_gelu = take(N * 4 * C);
+      a.res2 = take(N * C);
+    } else {
+      a.res2 = a.res1;  // the stage ends after this block's attention half: res1 is its output
+    }
   }
   if (stage.has_head) {
     lnf_ = take(N * C);
@@ -98,12 +120,26 @@ StageModelT<T>::StageModelT(BackendT<T>& backend, const GptConfig& cfg, const St
   grads_begin_ = used;
   dstream_.resize(nl + 1);
   for (size_t& d : dstream_) d = take(N * C);
-  for (LayerActs& a : acts_) {
-    a.dres1 = take(N * C);
-    a.dfch = take(N * 4 * C);
-    a.dln2 = take(N * C);
-    a.dqkv = take(N * 3 * C);
-    a.dln1 = take(N * C);
+  for (int k = 0; k < nl; ++k) {
+    LayerActs& a = acts_[k];
+    // A split block's dres1 is a stage boundary gradient: the MLP half's stage sends it (as
+    // dx_in, from dstream_[0]), the attention half's stage receives it (dx_out, in
+    // dstream_[nl]).
+    if (!a.attn) {
+      a.dres1 = dstream_[k];
+    } else if (!a.mlp) {
+      a.dres1 = dstream_[k + 1];
+    } else {
+      a.dres1 = take(N * C);
+    }
+    if (a.mlp) {
+      a.dfch = take(N * 4 * C);
+      a.dln2 = take(N * C);
+    }
+    if (a.attn) {
+      a.dqkv = take(N * 3 * C);
+      a.dln1 = take(N * C);
+    }
   }
   if (stage.has_head) dlnf_ = take(N * C);
   slot_elems_ = used;
@@ -163,8 +199,7 @@ void StageModelT<T>::check_slot(int slot, SlotState expected, const char* op) co
 
 template <typename T>
 size_t StageModelT<T>::tensor_offset(int local_layer, int kind) const {
-  return layout_.tensors[layers_begin_ + static_cast<size_t>(local_layer) * kTensorsPerLayer + kind]
-      .offset;
+  return toff_[local_layer][kind];
 }
 
 template <typename T>
@@ -222,14 +257,17 @@ T StageModelT<T>::forward(int slot, const T* p, const int* tokens, const T* x_in
   for (int k = 0; k < static_cast<int>(acts_.size()); ++k) {
     const LayerActs& a = acts_[k];
     const T* in = layer_input(s, k);
-    be.layernorm_forward(buf + a.ln1, buf + a.ln1_mean, buf + a.ln1_rstd, in,
-                         p + tensor_offset(k, kLn1w), p + tensor_offset(k, kLn1b), N, C);
-    be.matmul_forward(buf + a.qkv, buf + a.ln1, p + tensor_offset(k, kQkvw),
-                      p + tensor_offset(k, kQkvb), N, C, 3 * C);
-    be.attention_forward(buf + a.atty, buf + a.att, buf + a.qkv, B_, T_, C, NH);
-    be.matmul_forward(buf + a.res1, buf + a.atty, p + tensor_offset(k, kAttprojw),
-                      p + tensor_offset(k, kAttprojb), N, C, C);
-    be.residual_forward(buf + a.res1, in, buf + a.res1, NC);
+    if (a.attn) {
+      be.layernorm_forward(buf + a.ln1, buf + a.ln1_mean, buf + a.ln1_rstd, in,
+                           p + tensor_offset(k, kLn1w), p + tensor_offset(k, kLn1b), N, C);
+      be.matmul_forward(buf + a.qkv, buf + a.ln1, p + tensor_offset(k, kQkvw),
+                        p + tensor_offset(k, kQkvb), N, C, 3 * C);
+      be.attention_forward(buf + a.atty, buf + a.att, buf + a.qkv, B_, T_, C, NH);
+      be.matmul_forward(buf + a.res1, buf + a.atty, p + tensor_offset(k, kAttprojw),
+                        p + tensor_offset(k, kAttprojb), N, C, C);
+      be.residual_forward(buf + a.res1, in, buf + a.res1, NC);
+    }
+    if (!a.mlp) continue;
     be.layernorm_forward(buf + a.ln2, buf + a.ln2_mean, buf + a.ln2_rstd, buf + a.res1,
                          p + tensor_offset(k, kLn2w), p + tensor_offset(k, kLn2b), N, C);
     be.matmul_forward(buf + a.fch, buf + a.ln2, p + tensor_offset(k, kFcw),
@@ -291,14 +329,17 @@ void StageModelT<T>::backward_input(int slot, const T* p, const T* dx_out, T* dx
   for (int k = nl - 1; k >= 0; --k) {
     const LayerActs& a = acts_[k];
     const T* dres2 = buf + dstream_[k + 1];
-    be.zero(dfch_gelu, NC * 4 * sizeof(T));
-    be.matmul_backward_input(dfch_gelu, dres2, p + tensor_offset(k, kFcprojw), N, 4 * C, C);
-    be.gelu_backward(buf + a.dfch, buf + a.fch, dfch_gelu, NC * 4);
-    be.matmul_backward_input(buf + a.dln2, buf + a.dfch, p + tensor_offset(k, kFcw), N, C, 4 * C);
-    be.accumulate(buf + a.dres1, dres2, NC);  // residual branch
-    be.layernorm_backward_input(buf + a.dres1, buf + a.dln2, buf + a.res1,
-                                p + tensor_offset(k, kLn2w), buf + a.ln2_mean, buf + a.ln2_rstd, N,
-                                C);
+    if (a.mlp) {
+      be.zero(dfch_gelu, NC * 4 * sizeof(T));
+      be.matmul_backward_input(dfch_gelu, dres2, p + tensor_offset(k, kFcprojw), N, 4 * C, C);
+      be.gelu_backward(buf + a.dfch, buf + a.fch, dfch_gelu, NC * 4);
+      be.matmul_backward_input(buf + a.dln2, buf + a.dfch, p + tensor_offset(k, kFcw), N, C, 4 * C);
+      be.accumulate(buf + a.dres1, dres2, NC);  // residual branch
+      be.layernorm_backward_input(buf + a.dres1, buf + a.dln2, buf + a.res1,
+                                  p + tensor_offset(k, kLn2w), buf + a.ln2_mean, buf + a.ln2_rstd,
+                                  N, C);
+    }  // else dres1 is dstream_[k + 1], the gradient the next stage sent
+    if (!a.attn) continue;  // dres1 is dstream_[0], sent to the previous stage
     be.zero(datty, NC * sizeof(T));
     be.matmul_backward_input(datty, buf + a.dres1, p + tensor_offset(k, kAttprojw), N, C, C);
     be.attention_backward(buf + a.dqkv, datty, buf + a.qkv, buf + a.att, B_, T_, C, NH);
@@ -334,13 +375,16 @@ void StageModelT<T>::backward_weight(int slot) {
   }
   for (int k = nl - 1; k >= 0; --k) {
     const LayerActs& a = acts_[k];
-    be.matmul_backward_weight(g + tensor_offset(k, kFcprojw), g + tensor_offset(k, kFcprojb),
-                              buf + dstream_[k + 1], buf + a.fch_gelu, N, 4 * C, C);
-    be.matmul_backward_weight(g + tensor_offset(k, kFcw), g + tensor_offset(k, kFcb), buf + a.dfch,
-                              buf + a.ln2, N, C, 4 * C);
-    be.layernorm_backward_params(g + tensor_offset(k, kLn2w), g + tensor_offset(k, kLn2b),
-                                 buf + a.dln2, buf + a.res1, buf + a.ln2_mean, buf + a.ln2_rstd, N,
-                                 C);
+    if (a.mlp) {
+      be.matmul_backward_weight(g + tensor_offset(k, kFcprojw), g + tensor_offset(k, kFcprojb),
+                                buf + dstream_[k + 1], buf + a.fch_gelu, N, 4 * C, C);
+      be.matmul_backward_weight(g + tensor_offset(k, kFcw), g + tensor_offset(k, kFcb),
+                                buf + a.dfch, buf + a.ln2, N, C, 4 * C);
+      be.layernorm_backward_params(g + tensor_offset(k, kLn2w), g + tensor_offset(k, kLn2b),
+                                   buf + a.dln2, buf + a.res1, buf + a.ln2_mean, buf + a.ln2_rstd,
+                                   N, C);
+    }
+    if (!a.attn) continue;
     be.matmul_backward_weight(g + tensor_offset(k, kAttprojw), g + tensor_offset(k, kAttprojb),
                               buf + a.dres1, buf + a.atty, N, C, C);
     be.matmul_backward_weight(g + tensor_offset(k, kQkvw), g + tensor_offset(k, kQkvb),

@@ -10,10 +10,15 @@
 // stage's own current copy. backward_weight needs no weights: it only combines activations
 // and the activation gradients that backward_input left in the slot.
 //
+// A stage may begin with a block's MLP half (its x_in is that block's first-residual output)
+// or end after a block's attention half (its x_out is that residual stream); both are [B,T,C]
+// like any boundary, and a split block gives the bits of the whole block.
+//
 // A StageModel is not thread-safe (the backward passes share scratch buffers): one thread
 // drives one stage. Different stages may run in parallel on a thread-safe backend.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -94,6 +99,7 @@ class StageModelT {
 
  private:
   struct LayerActs {  // element offsets into a slot's buffer
+    bool attn = true, mlp = true;  // which halves of the block this stage holds
     size_t ln1, ln1_mean, ln1_rstd, qkv, atty, att, res1, ln2, ln2_mean, ln2_rstd, fch, fch_gelu,
         res2;
     size_t dres1, dfch, dln2, dqkv, dln1;  // activation gradients kept for backward_weight
@@ -136,6 +142,7 @@ class StageModelT {
 
   size_t wte_ = 0, wpe_ = 0, lnfw_ = 0, lnfb_ = 0, lm_head_ = 0;
   size_t layers_begin_ = 0;  // index in layout_.tensors of the first layer tensor
+  std::vector<std::array<size_t, kTensorsPerLayer>> toff_;  // [local block][ParamKind] offsets
 };
 
 using StageModel = StageModelT<float>;

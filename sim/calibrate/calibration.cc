@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "schedules/files.h"
+
 namespace paci {
 namespace {
 
@@ -21,38 +23,75 @@ double median(std::vector<double> v) {
 constexpr int kPieces = 4;  // stage, embedding, layer, head
 using Row = std::array<double, kPieces>;
 
-// Least squares y = X beta through the normal equations; throws if the rows do not
-// determine every piece.
-Row fit(const std::vector<Row>& X, const std::vector<double>& y, const char* what) {
+// Least squares y = X beta over the pieces in `free` (the others fixed at 0), through the
+// normal equations; false if the rows do not determine every free piece.
+bool least_squares(const std::vector<Row>& X, const std::vector<double>& y, unsigned free, Row& beta) {
+  int col[kPieces], n = 0;
+  for (int i = 0; i < kPieces; ++i)
+    if (free >> i & 1) col[n++] = i;
   double A[kPieces][kPieces + 1] = {};
   for (size_t r = 0; r < X.size(); ++r)
-    for (int i = 0; i < kPieces; ++i) {
-      for (int j = 0; j < kPieces; ++j) A[i][j] += X[r][i] * X[r][j];
-      A[i][kPieces] += X[r][i] * y[r];
+    for (int i = 0; i < n; ++i) {
+      for (int j = 0; j < n; ++j) A[i][j] += X[r][col[i]] * X[r][col[j]];
+      A[i][n] += X[r][col[i]] * y[r];
     }
-  for (int c = 0; c < kPieces; ++c) {
+  for (int c = 0; c < n; ++c) {
     int p = c;
-    for (int r = c + 1; r < kPieces; ++r)
+    for (int r = c + 1; r < n; ++r)
       if (std::fabs(A[r][c]) > std::fabs(A[p][c])) p = r;
-    if (std::fabs(A[p][c]) < 1e-9)
-      throw CalibrationError(fmt::format(
-          "calibration: the measured stages do not separate the per-stage part, the embedding, the "
-          "layers and the head for {} (measure stages of different compositions, e.g. layers 0,L,0 and "
-          "all layers on one stage)", what));
-    for (int k = 0; k <= kPieces; ++k) std::swap(A[c][k], A[p][k]);
-    for (int r = 0; r < kPieces; ++r) {
+    if (std::fabs(A[p][c]) < 1e-9) return false;
+    for (int k = 0; k <= n; ++k) std::swap(A[c][k], A[p][k]);
+    for (int r = 0; r < n; ++r) {
       if (r == c) continue;
       double f = A[r][c] / A[c][c];
-      for (int k = c; k <= kPieces; ++k) A[r][k] -= f * A[c][k];
+      for (int k = c; k <= n; ++k) A[r][k] -= f * A[c][k];
     }
   }
+  beta.fill(0.0);
+  for (int i = 0; i < n; ++i) beta[col[i]] = A[i][n] / A[i][i];
+  return true;
+}
+
+// Non-negative least squares: no piece (the per-stage part, the embedding, a layer, the head)
+// takes negative time or bytes. With as many rows as pieces the plain solution passes the
+// measurement noise of the large pieces on to the small ones (a 3% noise on the tiny model's
+// head made its layer cost negative), so: the plain least-squares fit if it is non-negative,
+// else the best fit among those with some pieces fixed at 0 (all 2^4 subsets are tried: the
+// exact NNLS solution). Throws if the rows do not determine every piece.
+Row fit(const std::vector<Row>& X, const std::vector<double>& y, const char* what) {
+  constexpr unsigned kAll = (1u << kPieces) - 1;
   Row beta;
-  for (int i = 0; i < kPieces; ++i) beta[i] = A[i][kPieces] / A[i][i];
-  return beta;
+  if (!least_squares(X, y, kAll, beta))
+    throw CalibrationError(fmt::format(
+        "calibration: the measured stages do not separate the per-stage part, the embedding, the "
+        "layers and the head for {} (measure stages of different compositions, e.g. layers 0,L,0 and "
+        "all layers on one stage)", what));
+  auto feasible = [](const Row& b) {
+    for (double v : b)
+      if (v < 0) return false;
+    return true;
+  };
+  if (feasible(beta)) return beta;
+  auto residual = [&](const Row& b) {
+    double r2 = 0;
+    for (size_t r = 0; r < X.size(); ++r) {
+      double e = -y[r];
+      for (int i = 0; i < kPieces; ++i) e += X[r][i] * b[i];
+      r2 += e * e;
+    }
+    return r2;
+  };
+  Row best{};  // all zero: always feasible
+  double best_r2 = residual(best);
+  for (unsigned free = 1; free < kAll; ++free) {
+    Row b;
+    if (least_squares(X, y, free, b) && feasible(b) && residual(b) < best_r2) best = b, best_r2 = residual(b);
+  }
+  return best;
 }
 
 Row row(const StageComposition& s) {
-  return {1.0, s.embedding ? 1.0 : 0.0, static_cast<double>(s.layers), s.head ? 1.0 : 0.0};
+  return {1.0, s.embedding ? 1.0 : 0.0, s.blocks(), s.head ? 1.0 : 0.0};
 }
 
 }  // namespace
@@ -122,9 +161,18 @@ CostModel cost_for_partition(const Calibration& c, const std::vector<StageCompos
   m.memory_unit = "B";
   for (const StageComposition& s : stages) {
     auto sum = [&](double PieceCost::*f) {
-      return std::max(0.0, c.stage.*f + (s.embedding ? c.embedding.*f : 0) + s.layers * c.layer.*f +
+      return std::max(0.0, c.stage.*f + (s.embedding ? c.embedding.*f : 0) + s.blocks() * c.layer.*f +
                                (s.head ? c.head.*f : 0));
     };
+    auto raw = [&](double PieceCost::*f) {
+      return c.stage.*f + (s.embedding ? c.embedding.*f : 0) + s.blocks() * c.layer.*f + (s.head ? c.head.*f : 0);
+    };
+    if (!(raw(&PieceCost::f) > 0) || !(raw(&PieceCost::b) > 0) || !std::isfinite(raw(&PieceCost::f)) ||
+        !std::isfinite(raw(&PieceCost::b)))
+      throw CalibrationError(fmt::format(
+          "calibration ({}): a stage with {}{} layers{} would take F = {:.4g} s, B = {:.4g} s: a stage's costs "
+          "must be finite and > 0 (re-measure with `paci calibrate`)", c.source, s.embedding ? "the embedding, " : "",
+          s.blocks(), s.head ? ", the head" : "", raw(&PieceCost::f), raw(&PieceCost::b)));
     StageCost sc;
     sc.f = sum(&PieceCost::f);
     sc.b = sum(&PieceCost::b);
@@ -144,67 +192,35 @@ CostModel cost_for_partition(const Calibration& c, const std::vector<StageCompos
   return m;
 }
 
+StageComposition composition_of(const StagePartition& p) {
+  return {p.has_embedding, p.whole_layers(), p.has_head, p.split_halves()};
+}
+
+std::vector<StagePartition> balanced_partition(const Calibration& c, int S) {
+  const int L = c.layers, U = 2 * L + 2;
+  if (S < 1 || S > U)
+    throw CalibrationError(fmt::format("{} stages for a model of {} layers: at most 2L + 2 = {} (the embedding, an "
+                                       "attention and an MLP half per layer, the head: one unit each)", S, L, U));
+  // The piece every stage pays (c.stage) adds the same to every stage: it changes neither
+  // the slowest stage nor the sum-of-squares tie-break, so the units carry the rest.
+  auto fb = [](const PieceCost& p) { return p.f + p.b; };
+  std::vector<UnitCost> units(U);
+  units[0].time = fb(c.embedding);
+  for (int u = 1; u + 1 < U; ++u) units[u].time = fb(c.layer) / 2;
+  units[U - 1].time = fb(c.head);
+  GptConfig shape;
+  shape.layers = L;
+  try {
+    return partition_from_units(shape, min_max_partition(units, S));
+  } catch (const std::invalid_argument& e) {
+    throw CalibrationError(fmt::format("calibration ({}): {}", c.source, e.what()));
+  }
+}
+
 std::vector<StageComposition> balanced_compositions(const Calibration& c, int S) {
-  const int L = c.layers;
-  if (S < 1 || S > L + 1)
-    throw CalibrationError(fmt::format("{} stages for a model of {} layers: at most layers + 1 (the last may hold "
-                                       "only the head)", S, L));
-  // Binary search on the largest stage cost; greedy packing decides feasibility.
-  auto cost = [&](const StageComposition& s) {
-    auto part = [&](const PieceCost& p) { return p.f + p.b; };
-    return part(c.stage) + (s.embedding ? part(c.embedding) : 0) + s.layers * part(c.layer) +
-           (s.head ? part(c.head) : 0);
-  };
-  auto pack = [&](double cap, std::vector<StageComposition>* out) {
-    std::vector<StageComposition> st;
-    StageComposition cur{true, 0, false};
-    for (int l = 0; l < L; ++l) {
-      StageComposition next = cur;
-      ++next.layers;
-      if (cost(next) > cap && (cur.layers > 0 || cur.embedding)) {
-        st.push_back(cur);
-        cur = {false, 1, false};
-      } else {
-        cur = next;
-      }
-    }
-    StageComposition with_head = cur;
-    with_head.head = true;
-    if (cost(with_head) <= cap || cur.layers == 0) {
-      st.push_back(with_head);
-    } else {
-      st.push_back(cur);
-      st.push_back({false, 0, true});
-    }
-    if (out) *out = st;
-    return static_cast<int>(st.size()) <= S;
-  };
-  double lo = 0, hi = cost({true, L, true});
-  for (int it = 0; it < 100; ++it) {
-    double mid = 0.5 * (lo + hi);
-    (pack(mid, nullptr) ? hi : lo) = mid;
-  }
-  std::vector<StageComposition> st;
-  pack(hi, &st);
-  // Fewer stages than asked: split the largest layer groups until there are S.
-  while (static_cast<int>(st.size()) < S) {
-    auto it = std::max_element(st.begin(), st.end(), [](const auto& a, const auto& b) { return a.layers < b.layers; });
-    if (it->layers < 2) {
-      if (it->head && it->layers == 1) {
-        it->head = false;
-        st.push_back({false, 0, true});
-        continue;
-      }
-      break;
-    }
-    StageComposition second{false, it->layers / 2, it->head};
-    it->layers -= second.layers;
-    it->head = false;
-    st.insert(it + 1, second);
-  }
-  if (static_cast<int>(st.size()) != S)
-    throw CalibrationError(fmt::format("cannot split {} layers into {} stages", L, S));
-  return st;
+  std::vector<StageComposition> out;
+  for (const StagePartition& p : balanced_partition(c, S)) out.push_back(composition_of(p));
+  return out;
 }
 
 bool is_calibration(std::string_view text) {
@@ -241,27 +257,55 @@ std::string calibration_to_json(const Calibration& c) {
   return j.dump(1) + "\n";
 }
 
-Calibration calibration_from_json(std::string_view text, const std::string& source) {
+namespace {
+
+// Largest magnitude of a calibrated cost or size: far above any real model (seconds, bytes,
+// parameters), small enough that sums over a run stay finite.
+constexpr double kMaxCalibrationValue = 1e18;
+
+Calibration calibration_from_json_checked(std::string_view text, const std::string& source) {
   json j;
   try {
     j = json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
     throw CalibrationError(fmt::format("{}: not valid JSON (byte {})", source, e.byte));
+  } catch (const json::exception&) {
+    throw CalibrationError(fmt::format("{}: a number in the JSON is out of range (calibration values are "
+                                       "finite numbers)", source));
   }
-  if (!j.is_object() || j.value("format", "") != "paci-calibration")
+  if (!j.is_object() || !j.contains("format") || j["format"] != "paci-calibration")
     throw CalibrationError(fmt::format("{}: not a paci calibration (expected \"format\": \"paci-calibration\"; "
                                        "write one with `paci calibrate`)", source));
-  if (j.value("version", 0) != 1)
+  if (!j.contains("version") || j["version"] != 1)
     throw CalibrationError(fmt::format("{}: calibration version {} is not supported (this paci reads 1)", source,
-                                       j.value("version", 0)));
+                                       j.contains("version") ? excerpt(j["version"].dump()) : "(none)"));
   // Fitted piece costs may be slightly negative (a stage's sum is clamped at 0); totals not.
   auto num = [&](const json& o, const char* key, const std::string& where, bool signed_ok = false) {
     if (!o.contains(key) || !o.at(key).is_number())
       throw CalibrationError(fmt::format("{}: {}\"{}\" must be a number", source, where, key));
     double v = o.at(key).get<double>();
-    if (!std::isfinite(v) || (!signed_ok && v < 0))
-      throw CalibrationError(fmt::format("{}: {}\"{}\" must be finite and >= 0 (got {})", source, where, key, v));
+    if (!std::isfinite(v) || (!signed_ok && v < 0) || std::fabs(v) > kMaxCalibrationValue)
+      throw CalibrationError(fmt::format("{}: {}\"{}\" must be finite, {}and at most {:g} in magnitude (got {})",
+                                         source, where, key, signed_ok ? "" : ">= 0 ", kMaxCalibrationValue, v));
     return v;
+  };
+  // An integer count in lo..hi (no float-to-int conversion of 2e9 or 1e12).
+  auto count = [&](const char* key, int64_t lo, int64_t hi) {
+    const json* v = j.contains(key) ? &j.at(key) : nullptr;
+    int64_t x = 0;
+    bool ok = false;
+    if (v && v->is_number_unsigned()) {
+      uint64_t u = v->get<uint64_t>();
+      ok = u <= static_cast<uint64_t>(hi);
+      x = ok ? static_cast<int64_t>(u) : 0;
+    } else if (v && v->is_number_integer()) {
+      x = v->get<int64_t>();
+      ok = true;
+    }
+    if (!ok || x < lo || x > hi)
+      throw CalibrationError(fmt::format("{}: \"{}\" must be an integer in {}..{} (got {})", source, key, lo, hi,
+                                         v ? excerpt(v->dump()) : "nothing"));
+    return static_cast<int>(x);
   };
   auto piece = [&](const char* key) {
     if (!j.contains(key) || !j.at(key).is_object())
@@ -275,20 +319,45 @@ Calibration calibration_from_json(std::string_view text, const std::string& sour
     return p;
   };
   Calibration c;
-  c.source = j.value("source", source);
-  c.micro_batch = static_cast<int>(num(j, "micro_batch", ""));
-  c.seq_len = static_cast<int>(num(j, "seq_len", ""));
-  c.layers = static_cast<int>(num(j, "layers", ""));
+  if (j.contains("source")) {
+    if (!j["source"].is_string())
+      throw CalibrationError(fmt::format("{}: \"source\" must be a string", source));
+    c.source = excerpt(j["source"].get<std::string>(), 200);
+  } else {
+    c.source = source;
+  }
+  c.micro_batch = count("micro_batch", 1, kMaxCalibrationMicroBatch);
+  c.seq_len = count("seq_len", 1, kMaxCalibrationSeqLen);
+  c.layers = count("layers", 0, kMaxCalibrationLayers);
   c.boundary_bytes = num(j, "boundary_bytes", "");
   c.stage = piece("stage");
   c.embedding = piece("embedding");
   c.layer = piece("layer");
   c.head = piece("head");
+  // Fitted pieces may be negative, but the whole model must cost something (stages are
+  // checked again when a partition is built).
+  const double whole_f = c.stage.f + c.embedding.f + c.layers * c.layer.f + c.head.f;
+  const double whole_b = c.stage.b + c.embedding.b + c.layers * c.layer.b + c.head.b;
+  if (!(whole_f > 0) || !(whole_b > 0))
+    throw CalibrationError(fmt::format("{}: the whole model on one stage would take F = {} s, B = {} s: a "
+                                       "calibration's costs must be > 0 (re-measure with `paci calibrate`)",
+                                       source, whole_f, whole_b));
   c.opt_seconds_per_param = num(j, "opt_seconds_per_param", "");
   c.latency = num(j, "latency", "");
   c.bandwidth = num(j, "bandwidth", "");
   c.bytes_per_param = num(j, "bytes_per_param", "");
   return c;
+}
+
+}  // namespace
+
+Calibration calibration_from_json(std::string_view text, const std::string& source) {
+  try {
+    return calibration_from_json_checked(text, source);
+  } catch (const json::exception& e) {
+    // Every access above checks its type; kept so that no nlohmann error escapes.
+    throw CalibrationError(fmt::format("{}: wrong type in the calibration (nlohmann error {})", source, e.id));
+  }
 }
 
 }  // namespace paci

@@ -13,16 +13,25 @@
 #include <string_view>
 #include <vector>
 
+#include "exec/model/partition.h"
 #include "schedules/trace/trace.h"
 #include "sim/cost.h"
 
 namespace paci {
 
+// What a stage holds: the embedding, `layers` whole blocks, `halves` halves of blocks split
+// with a neighbouring stage (an MLP half at the start, an attention half at the end: 0..2),
+// the head. Calibrations measure whole layers; a half costs half a layer (attention and MLP
+// halves are not calibrated apart).
 struct StageComposition {
   bool embedding = false;
   int layers = 0;
   bool head = false;
+  int halves = 0;
+  double blocks() const { return layers + 0.5 * halves; }
 };
+// The composition of an executor stage.
+StageComposition composition_of(const StagePartition& p);
 
 // Costs of one piece for one micro-batch (seconds, bytes).
 struct PieceCost {
@@ -67,15 +76,28 @@ Calibration fit_calibration(const std::vector<CalibrationRun>& runs);
 // The cost model of a partition, for the simulator.
 CostModel cost_for_partition(const Calibration& c, const std::vector<StageComposition>& stages);
 
-// Contiguous stages (embedding first, head last) that minimise the slowest stage's F + B
-// under the calibration's costs. Throws CalibrationError if stages > layers + 1.
+// The partition (embedding first, head last; stages may split a block between its halves,
+// and may be embedding- or head-only) that minimises the slowest stage's F + B under the
+// calibration's costs: min_max_partition (exec/model/partition.h) over the 2L + 2 units, each
+// half of a block costing half a calibrated layer. Throws CalibrationError if stages is not in
+// 1..2L + 2.
+std::vector<StagePartition> balanced_partition(const Calibration& c, int stages);
+// The same as compositions.
 std::vector<StageComposition> balanced_compositions(const Calibration& c, int stages);
 
 // The text of a cost file (`paci sim --cost-file`): a calibration becomes the cost model of
 // `stages` balanced stages; anything else is read as a per-stage paci-cost file.
 bool is_calibration(std::string_view text);
 
-// JSON file, format "paci-calibration" version 1. Errors name the file and field.
+// JSON file, format "paci-calibration" version 1. Errors (CalibrationError) name the file and
+// field. Counts are integers: micro_batch 1..kMaxCalibrationMicroBatch, seq_len
+// 1..kMaxCalibrationSeqLen, layers 0..kMaxCalibrationLayers; every number is finite and at most
+// 1e18 in magnitude; totals (boundary bytes, optimizer, latency, bandwidth, bytes per parameter)
+// are >= 0; the whole model's F and B are > 0. cost_for_partition throws CalibrationError if a
+// stage's summed F or B is not > 0 (fitted pieces may be negative).
+inline constexpr int kMaxCalibrationMicroBatch = 1 << 20;
+inline constexpr int kMaxCalibrationSeqLen = 1 << 24;
+inline constexpr int kMaxCalibrationLayers = 100000;
 std::string calibration_to_json(const Calibration& c);
 Calibration calibration_from_json(std::string_view text, const std::string& source);
 

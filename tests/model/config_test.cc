@@ -42,6 +42,39 @@ TEST(ConfigTest, Presets) {
   EXPECT_DOUBLE_EQ(flops_per_token(small, 256), 6.0 * 124439808 + 6.0 * 12 * 768 * 256);
 }
 
+TEST(ConfigTest, ParseModelPresetsAliasesAndCustom) {
+  EXPECT_EQ(parse_model("gpt2").layers, 12);
+  EXPECT_TRUE(parse_model("gpt2").tied_embeddings);
+  EXPECT_EQ(parse_model("gpt2-medium").channels, 1024);
+  EXPECT_FALSE(parse_model("gpt2-medium").tied_embeddings);
+  EXPECT_EQ(parse_model("gpt2-large").layers, 36);
+  EXPECT_EQ(parse_model("gpt2-xl").heads, 25);
+  EXPECT_EQ(parse_model("gpt2-xl").name, "gpt2-1558m");
+  // GPT-2 XL: 1,557,611,200 parameters (tied).
+  EXPECT_EQ(num_parameters(parse_model("gpt2-1558m")), 1557611200);
+  const GptConfig c = parse_model("custom:layers=3,d=48,heads=3,seq=32,vocab=97,tied=1");
+  EXPECT_EQ(c.layers, 3);
+  EXPECT_EQ(c.channels, 48);
+  EXPECT_EQ(c.heads, 3);
+  EXPECT_EQ(c.seq_len, 32);
+  EXPECT_EQ(c.vocab_size, 97);
+  EXPECT_EQ(c.padded_vocab, 128);
+  EXPECT_TRUE(c.tied_embeddings);
+  EXPECT_FALSE(parse_model("custom:layers=1,d=8,heads=2,seq=4,vocab=10").tied_embeddings);
+  EXPECT_NE(error_of([] { parse_model("custom:layers=1,d=8,heads=2,seq=4"); }).find("needs vocab=N"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_model("custom:layers=1,d=9,heads=2,seq=4,vocab=3"); })
+                .find("d=9 must be a multiple of heads=2"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_model("custom:layers=x,d=8,heads=2,seq=4,vocab=3"); }).find("not a whole number"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_model("custom:layers=1,d=8,heads=2,seq=4,vocab=3,tied=2"); })
+                .find("tied must be 0 or 1"),
+            std::string::npos);
+  const std::string msg = error_of([] { parse_model("gpt3"); });
+  for (const char* n : {"gpt2-medium", "gpt2-xl", "custom:layers=L"}) EXPECT_NE(msg.find(n), std::string::npos) << msg;
+}
+
 TEST(ConfigTest, UnknownPresetNamesTheAllowedOnes) {
   const std::string msg = error_of([] { preset("gpt5"); });
   EXPECT_NE(msg.find("gpt5"), std::string::npos) << msg;
@@ -93,20 +126,19 @@ TEST(PartitionTest, FromLayersErrors) {
 TEST(PartitionTest, BalancedCoversTheModel) {
   for (const std::string& name : preset_names()) {
     const GptConfig cfg = preset(name);
-    for (int stages = 1; stages <= std::min(cfg.layers + 1, 9); ++stages) {
+    for (int stages = 1; stages <= std::min(num_units(cfg), 9); ++stages) {
       const auto parts = balanced_partition(cfg, stages);
       ASSERT_EQ(static_cast<int>(parts.size()), stages);
+      EXPECT_NO_THROW(check_partition(cfg, parts)) << name << " P=" << stages;
       int next = 0;
       for (int s = 0; s < stages; ++s) {
-        EXPECT_EQ(parts[s].first_layer, next) << name << " P=" << stages;
+        EXPECT_EQ(parts[s].first_unit(), next) << name << " P=" << stages;
         EXPECT_EQ(parts[s].has_embedding, s == 0);
         EXPECT_EQ(parts[s].has_head, s == stages - 1);
-        if (s + 1 < stages) {
-          EXPECT_GE(parts[s].num_layers(), 1) << name << " P=" << stages;
-        }
-        next = parts[s].last_layer + 1;
+        EXPECT_GE(parts[s].num_units(), 1) << name << " P=" << stages;
+        next = parts[s].last_unit() + 1;
       }
-      EXPECT_EQ(next, cfg.layers);
+      EXPECT_EQ(next, num_units(cfg));
     }
   }
 }
@@ -140,8 +172,8 @@ TEST(PartitionTest, BalancedAccountsForTheHead) {
 
 TEST(PartitionTest, TooManyStages) {
   const GptConfig tiny = preset("tiny");
-  EXPECT_NO_THROW(balanced_partition(tiny, 3));  // two layer stages + a head stage
-  EXPECT_NE(error_of([&] { balanced_partition(tiny, 4); }).find("at most"), std::string::npos);
+  EXPECT_NO_THROW(balanced_partition(tiny, 6));  // 2L + 2 units, one per stage
+  EXPECT_NE(error_of([&] { balanced_partition(tiny, 7); }).find("at most"), std::string::npos);
   EXPECT_FALSE(error_of([&] { balanced_partition(tiny, 0); }).empty());
 }
 

@@ -32,9 +32,9 @@ struct RunResult {
 
 enum class Order { kFull, kSplitPerMicroBatch, kSplitInterleaved };
 
-RunResult run(const GptConfig& cfg, const std::vector<int>& layers_per_stage,
-              Order order = Order::kFull) {
-  TestPipeline<float> pipe(cfg, partition_from_layers(cfg, layers_per_stage), kB, kT, kMicroBatches,
+RunResult run_parts(const GptConfig& cfg, const std::vector<StagePartition>& parts,
+                    Order order = Order::kFull) {
+  TestPipeline<float> pipe(cfg, parts, kB, kT, kMicroBatches,
                            /*seed=*/1234);
   std::vector<std::vector<int>> tokens, targets;
   for (int j = 0; j < kMicroBatches; ++j) {
@@ -78,6 +78,15 @@ RunResult run(const GptConfig& cfg, const std::vector<int>& layers_per_stage,
   r.loss_after_step = pipe.forward(0, tokens[0], targets[0]);
   pipe.release(0);
   return r;
+}
+
+RunResult run(const GptConfig& cfg, const std::vector<int>& layers_per_stage,
+              Order order = Order::kFull) {
+  return run_parts(cfg, partition_from_layers(cfg, layers_per_stage), order);
+}
+
+RunResult run_layout(const GptConfig& cfg, const std::string& layout, Order order = Order::kFull) {
+  return run_parts(cfg, parse_layout(cfg, layout), order);
 }
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
@@ -130,6 +139,36 @@ TEST(DeterminismTest, PartitionIndependentTied) {
   EXPECT_TRUE(same_bits(ref.params_after_step.at("wte"), ref.params_after_step.at("lm_head")));
   expect_identical(ref, run(cfg, {1, 1}), "tied P=2 {1,1}");
   expect_identical(ref, run(cfg, {1, 1, 0}), "tied P=3 {1,1,0}");
+}
+
+// Stage boundaries between a block's attention and MLP halves give the bits of the whole
+// model: loss, every gradient, the weights after AdamW, the loss after the step.
+TEST(DeterminismTest, BlockSplitBetweenItsHalves) {
+  const GptConfig cfg = preset("tiny");
+  const RunResult ref = run(cfg, {2});
+  for (const char* layout : {"1.5,0.5+H", "E,1,1,H", "E+0.5,1,0.5+H", "E,0.5,0.5,0.5,0.5,H", "0.5,1.5",
+                             "E+1.5,0.5,H"}) {
+    expect_identical(ref, run_layout(cfg, layout), layout);
+  }
+  expect_identical(ref, run_layout(cfg, "E+0.5,1,0.5+H", Order::kSplitInterleaved), "I/W split mid-block");
+}
+
+TEST(DeterminismTest, BlockSplitTiedAndOddModel) {
+  GptConfig tied = preset("tiny");
+  tied.tied_embeddings = true;
+  const RunResult ref = run(tied, {2});
+  expect_identical(ref, run_layout(tied, "E+0.5,1,0.5+H"), "tied E+0.5,1,0.5+H");
+  // An odd model: 3 blocks, C 48, 3 heads, vocabulary of 97 (not a power of two).
+  GptConfig odd = preset("tiny");
+  odd.layers = 3;
+  odd.channels = 48;
+  odd.heads = 3;
+  odd.vocab_size = 97;
+  odd.padded_vocab = 128;
+  const RunResult oref = run(odd, {3});
+  for (const char* layout : {"E+1.5,1.5+H", "0.5,2,0.5", "E+2.5,0.5,H", "1,0.5,1,0.5"}) {
+    expect_identical(oref, run_layout(odd, layout), std::string("odd ") + layout);
+  }
 }
 
 TEST(DeterminismTest, SameRunTwiceIsIdentical) {

@@ -34,9 +34,9 @@ GptConfig small_config(bool tied) {
   return cfg;
 }
 
-void run_model_grad_check(const GptConfig& cfg, const std::vector<int>& layers_per_stage) {
+void run_parts_grad_check(const GptConfig& cfg, const std::vector<StagePartition>& parts) {
   const int B = 2, Tn = 6;  // Tn < seq_len: a micro-batch shorter than the context
-  TestPipeline<double> pipe(cfg, partition_from_layers(cfg, layers_per_stage), B, Tn,
+  TestPipeline<double> pipe(cfg, parts, B, Tn,
                             /*slots=*/2, /*seed=*/7);
   // Move away from GPT-2's init (tiny weights, unit LayerNorm, zero biases), where many
   // second-order effects vanish and a wrong gradient could still pass. A tied lm_head gets
@@ -112,6 +112,14 @@ void run_model_grad_check(const GptConfig& cfg, const std::vector<int>& layers_p
   }
 }
 
+void run_model_grad_check(const GptConfig& cfg, const std::vector<int>& layers_per_stage) {
+  run_parts_grad_check(cfg, partition_from_layers(cfg, layers_per_stage));
+}
+
+void run_layout_grad_check(const GptConfig& cfg, const std::string& layout) {
+  run_parts_grad_check(cfg, parse_layout(cfg, layout));
+}
+
 TEST(ModelGradTest, OneStage) { run_model_grad_check(small_config(false), {2}); }
 
 TEST(ModelGradTest, TwoStagesAcrossBoundary) { run_model_grad_check(small_config(false), {1, 1}); }
@@ -123,6 +131,28 @@ TEST(ModelGradTest, ThreeStagesWithHeadOnlyStage) {
 TEST(ModelGradTest, TiedEmbeddingsTwoStages) { run_model_grad_check(small_config(true), {1, 1}); }
 
 TEST(ModelGradTest, TiedEmbeddingsOneStage) { run_model_grad_check(small_config(true), {2}); }
+
+}  // namespace
+}  // namespace paci
+
+namespace paci {
+namespace {
+
+// Stage boundaries between a block's attention and MLP halves: the gradient of the first
+// residual stream crosses the boundary (dx_in of the MLP half's stage is dx_out of the
+// attention half's), and the block's tensors are split over two stages.
+TEST(ModelGradTest, BoundaryInsideABlock) {
+  run_layout_grad_check(small_config(false), std::string("E+0.5,1,0.5+H"));
+}
+
+TEST(ModelGradTest, BoundaryInsideABlockTied) {
+  run_layout_grad_check(small_config(true), std::string("1.5,0.5+H"));
+}
+
+TEST(ModelGradTest, EveryUnitItsOwnStage) {
+  // Embedding, attention 0, MLP 0, attention 1, MLP 1, head: six stages.
+  run_layout_grad_check(small_config(false), std::string("E,0.5,0.5,0.5,0.5,H"));
+}
 
 }  // namespace
 }  // namespace paci

@@ -77,7 +77,7 @@ TEST(CostFile, PerStageWithDefaults) {
 TEST(CostFile, MalformedFilesGiveOneLineNamingFileAndField) {
   auto err = [](const char* text) { return error_of([&] { cost_from_json(text, "bad.json"); }); };
   EXPECT_EQ(err(R"({"format": "paci-cost", "version": 1, "stages": [{"f": -1}]})"),
-            "bad.json: stages[0].f: must be a number >= 0 (got -1)");
+            "bad.json: stages[0].f: must be a finite number >= 0 (got -1)");
   EXPECT_EQ(err(R"({"format": "paci-cost", "version": 1, "stages": [{"f": "fast"}]})"),
             "bad.json: stages[0].f: must be a number >= 0 (got \"fast\")");
   EXPECT_NE(err(R"({"format": "paci-cost", "version": 1, "stages": [{"fwd": 1}]})")
@@ -94,7 +94,7 @@ TEST(CostFile, MalformedFilesGiveOneLineNamingFileAndField) {
                 .find("bad.json: unknown field 'latncy'"),
             std::string::npos);
   EXPECT_EQ(error_of([] { load_cost_file("/nonexistent/cost.json"); }),
-            "/nonexistent/cost.json: cannot read the cost file");
+            "cost file /nonexistent/cost.json: cannot open (No such file or directory)");
 }
 
 TEST(CostModel, NegativeDurationsAndBadWhatIfsAreRejectedBySimulate) {
@@ -109,26 +109,36 @@ TEST(CostModel, NegativeDurationsAndBadWhatIfsAreRejectedBySimulate) {
 }
 
 TEST(GptModel, Gpt2MediumHasThePapersParameterCount) {
-  GptShape g = parse_gpt_model("gpt2-350m");
+  GptConfig g = parse_gpt_model("gpt2-350m");
   EXPECT_EQ(g.layers, 24);
-  EXPECT_EQ(g.d_model, 1024);
-  EXPECT_NEAR(g.params() / 1e6, 406, 1);  // REFERENCE.md: ~406M, untied head
+  EXPECT_EQ(g.channels, 1024);
+  EXPECT_FALSE(g.tied_embeddings);
+  EXPECT_NEAR(num_parameters(g) / 1e6, 406, 1);  // REFERENCE.md: ~406M, untied head
   GptCostOptions o;
   o.model = g;
   o.device = parse_device("h100");
   o.stages = 8;
   GptCost c = gpt_cost_model(o);
-  int layers = 0;
-  double params = 0;
+  double blocks = 0, params = 0;
   for (int s = 0; s < 8; ++s) {
-    layers += c.layers_per_stage[s];
+    blocks += c.blocks_per_stage[s];
     params += c.params_per_stage[s];
-    EXPECT_GE(c.layers_per_stage[s], 1);
   }
-  EXPECT_EQ(layers, 24);
-  EXPECT_NEAR(params, g.params(), 1);
-  // The head makes the last stage heavy: it gets fewer layers than a middle stage.
-  EXPECT_LT(c.layers_per_stage[7], c.layers_per_stage[3]);
+  EXPECT_EQ(blocks, 24);
+  EXPECT_NEAR(params, num_parameters(g), 1);
+  EXPECT_NE(c.cost.description.find("partition " + c.layout), std::string::npos) << c.cost.description;
+  // The head makes the last stage heavy: it gets fewer blocks than a middle stage.
+  EXPECT_LT(c.blocks_per_stage[7], c.blocks_per_stage[3]);
+  // Units balance what whole layers cannot: the slowest stage is within 5% of the mean (the
+  // head alone, ~3.5 blocks, is a lower bound on the slowest stage).
+  double hi = 0, sum = 0;
+  for (const StageCost& st : c.cost.stages) hi = std::max(hi, st.f + st.b), sum += st.f + st.b;
+  EXPECT_LT(hi / (sum / 8), 1.05) << c.layout;
+
+  // Costs of whole layers, as before units: the explicit whole-layer partition 3,3,3,3,3,4,4,1.
+  o.partition = parse_layout(g, "3,3,3,3,3,4,4,1");
+  c = gpt_cost_model(o);
+  EXPECT_EQ(c.layout, "E+3,3,3,3,3,4,4,1+H");
   // A middle layer's forward: 24 b s h^2 + 4 b s^2 h FLOPs at 70% of 989 TFLOP/s plus traffic.
   const double tok = 8 * 1024.0, h = 1024;
   const double flops = 24 * tok * h * h + 4 * tok * 1024 * h;
@@ -149,20 +159,62 @@ TEST(GptModel, Gpt2MediumHasThePapersParameterCount) {
   EXPECT_LE(c2.cost.stages[3].f, mid.f);
 }
 
+TEST(GptModel, MemoryLimitAndExplicitPartition) {
+  GptCostOptions o;
+  o.model = parse_gpt_model("gpt2-350m");
+  o.device = parse_device("h100");
+  o.stages = 8;
+  const GptCost free = gpt_cost_model(o);
+  // GPipe with M = 64 micro-batches in flight on every stage cannot fit 1 GB per device: the
+  // error says what would fit.
+  o.limits.inflight.assign(8, 64);
+  o.limits.memory_limit = 1e9;
+  const std::string e = error_of([&] { gpt_cost_model(o); });
+  EXPECT_NE(e.find("smallest per-device memory that fits is"), std::string::npos) << e;
+  o.limits.memory_limit = 0;
+  const GptCost unlimited = gpt_cost_model(o);
+  EXPECT_EQ(unlimited.layout, free.layout);  // no limit: in-flight counts do not matter
+  // 1F1B (P - s in flight, the default): stage 0 holds 8 micro-batches. A limit below the
+  // balanced split's peak moves blocks off the first stages and is respected.
+  o.limits.inflight.clear();
+  double peak = 0;
+  const auto units = gpt_partition_costs(o);
+  for (double m : stage_memory(units, unit_bounds(free.partition), o.limits)) peak = std::max(peak, m);
+  o.limits.memory_limit = peak * 0.9;
+  GptCost limited;
+  ASSERT_NO_THROW(limited = gpt_cost_model(o));
+  EXPECT_NE(limited.layout, free.layout);
+  for (double m : stage_memory(units, unit_bounds(limited.partition), o.limits))
+    EXPECT_LE(m, o.limits.memory_limit * (1 + 1e-12));
+  // Explicit partitions must fit the stage count and cover the model.
+  o.limits = {};
+  o.partition = parse_layout(o.model, "E,24,H");
+  EXPECT_NE(error_of([&] { gpt_cost_model(o); }).find("--partition has 3 stages, the schedule has 8"),
+            std::string::npos);
+  o.stages = 3;
+  EXPECT_EQ(gpt_cost_model(o).layout, "E,24,H");
+}
+
 TEST(GptModel, BadModelsAndDevicesAreClearErrors) {
-  EXPECT_NE(error_of([] { parse_gpt_model("gpt5"); }).find("--model: unknown model 'gpt5' (allowed: gpt2-124m"),
+  EXPECT_NE(error_of([] { parse_gpt_model("gpt5"); }).find("--model: unknown model preset 'gpt5' (allowed: tiny, gpt2-124m"),
             std::string::npos);
   EXPECT_NE(error_of([] { parse_device("tpu"); }).find("--device: unknown device 'tpu' (allowed: h100, h200"),
             std::string::npos);
   EXPECT_NE(error_of([] { parse_gpt_model("custom:layers=2,d=10,heads=3,seq=8,vocab=16"); })
                 .find("d=10 must be a multiple of heads=3"),
             std::string::npos);
+  EXPECT_NE(error_of([] { parse_gpt_model("custom:layers=2,d=8"); }).find("needs heads=N"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_gpt_model("custom:layers=2,depth=8"); }).find("KEY one of layers, d, heads"),
+            std::string::npos);
   GptCostOptions o;
   o.model = parse_gpt_model("gpt2-124m");
   o.device = parse_device("custom:flops=1e14,membw=1e12,linkbw=1e10,mem=1e10");
-  o.stages = 13;
+  o.stages = 27;
   EXPECT_EQ(error_of([&] { gpt_cost_model(o); }),
-            "13 stages for 12 layers of gpt2-124m: every stage needs at least one layer (use at most 12 stages)");
+            "27 stages for gpt2-124m of 12 layers: it has 26 units (the embedding, an attention and an MLP half per "
+            "layer, the head), so at most 26 stages");
+  o.stages = 26;
+  EXPECT_NO_THROW(gpt_cost_model(o));
 }
 
 }  // namespace
