@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <unordered_map>
@@ -15,6 +16,7 @@
 #include "exec/cuda/check.h"
 #include "exec/cuda/gemm_plan.h"
 #include "exec/cuda/green_context.h"
+#include "exec/cuda/host_pool.h"
 #include "exec/cuda/kernels.h"
 #include "exec/cuda/launch_config.h"
 
@@ -70,6 +72,7 @@ cublasOperation_t op(Trans t) { return t == Trans::kN ? CUBLAS_OP_N : CUBLAS_OP_
 
 struct CudaBackend::Impl {
   CudaBackendOptions opt;
+  void* ctx = nullptr;  // CUcontext every operation runs in: cu_context, or the device's primary
   cudaStream_t stream = nullptr;
   bool own_stream = false;
   cublasHandle_t blas = nullptr;
@@ -81,9 +84,24 @@ struct CudaBackend::Impl {
 
   mutable std::mutex mu;
   std::unordered_map<void*, size_t> user;  // alloc() pointers and their sizes
+  BlockPool pool;                          // freed user blocks kept for reuse (host_pool.h)
   std::string deferred_error;              // from free(), thrown at the next sync point
   CudaMemoryStats stats;
 
+  // from_host's page-locked staging (host_pool.h): 4 slots of up to 32 MiB each.
+  struct StagingSlot {
+    void* host = nullptr;
+    cudaEvent_t done = nullptr;  // recorded after the last copy out of the slot
+  };
+  std::mutex staging_mu;
+  StagingRing ring{4, 32u << 20};
+  std::vector<StagingSlot> staging = std::vector<StagingSlot>(4);
+
+  void touch_peaks() {  // under mu
+    if (stats.current_bytes > stats.peak_bytes) stats.peak_bytes = stats.current_bytes;
+    if (stats.user_bytes > stats.peak_user_bytes) stats.peak_user_bytes = stats.user_bytes;
+  }
+  // A new cudaMalloc'd block.
   void count_alloc(size_t bytes, bool is_user) {
     std::lock_guard<std::mutex> lock(mu);
     stats.current_bytes += bytes;
@@ -93,8 +111,9 @@ struct CudaBackend::Impl {
     } else {
       stats.scratch_bytes += bytes;
     }
-    if (stats.current_bytes > stats.peak_bytes) stats.peak_bytes = stats.current_bytes;
+    touch_peaks();
   }
+  // A cudaFree'd block (scratch).
   void count_free(size_t bytes, bool is_user) {
     std::lock_guard<std::mutex> lock(mu);
     stats.current_bytes -= bytes;
@@ -104,6 +123,19 @@ struct CudaBackend::Impl {
     } else {
       stats.scratch_bytes -= bytes;
     }
+  }
+  // Returns every cached block to the driver (a cudaMalloc failed, or the destructor).
+  void release_pool() {
+    std::vector<std::pair<void*, size_t>> blocks;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      blocks = pool.release();
+      for (auto& b : blocks) {
+        stats.cached_bytes -= b.second;
+        stats.current_bytes -= b.second;
+      }
+    }
+    for (auto& b : blocks) (void)cudaFree(b.first);
   }
 
   // Scratch of at least `bytes`, valid until the next call (operations run in stream order).
@@ -117,13 +149,26 @@ struct CudaBackend::Impl {
       scratch_size = 0;
     }
     const size_t sz = align256(bytes + bytes / 8);  // a little headroom against regrowth
-    PACI_CUDA_CHECK(cudaMalloc(&scratch, sz));
+    scratch = device_malloc(sz);
     scratch_size = sz;
     count_alloc(sz, false);
     return scratch;
   }
 
   bool bf16() const { return opt.precision == CudaPrecision::kBf16; }
+
+  // cudaMalloc; on out-of-memory, gives the pool's cached blocks back and tries once more.
+  void* device_malloc(size_t bytes) {
+    void* p = nullptr;
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      release_pool();
+      e = cudaMalloc(&p, bytes);
+    }
+    PACI_CUDA_CHECK(e);
+    return p;
+  }
 
   // Row-major GEMM (gemm_plan.h) on this stream; A, B of type `ab` (float or bf16), C float.
   void gemm(const RowMajorGemm& g, const void* A, const void* B, float* C, float alpha,
@@ -209,7 +254,9 @@ CudaDeviceInfo CudaBackend::device_info(int device) {
 CudaBackend::CudaBackend(const CudaBackendOptions& options) : impl_(new Impl) {
   Impl& m = *impl_;
   m.opt = options;
-  bind_thread();
+  m.ctx = options.cu_context ? options.cu_context : cuda::primary_context(options.device);
+  // Everything below is made in the backend's context; the caller's context is restored after.
+  ScopedContext scope(m.ctx);
   if (options.external_stream) {
     m.stream = static_cast<cudaStream_t>(options.external_stream);
   } else {
@@ -236,8 +283,10 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options) : impl_(new Impl) {
 CudaBackend::~CudaBackend() {
   // No throwing from a destructor: best effort, errors ignored.
   Impl& m = *impl_;
+  std::unique_ptr<ScopedContext> scope;
   try {
-    bind_thread();  // free in the context the buffers and handles were made in
+    // Free in the context the buffers and handles were made in; the caller's comes back after.
+    scope = std::make_unique<ScopedContext>(m.ctx);
   } catch (...) {
   }
   if (m.stream) (void)cudaStreamSynchronize(m.stream);
@@ -246,6 +295,11 @@ CudaBackend::~CudaBackend() {
   if (m.scratch) (void)cudaFree(m.scratch);
   if (m.err) (void)cudaFree(m.err);
   for (auto& kv : m.user) (void)cudaFree(kv.first);
+  for (auto& b : m.pool.release()) (void)cudaFree(b.first);
+  for (auto& sl : m.staging) {
+    if (sl.done) (void)cudaEventDestroy(sl.done);
+    if (sl.host) (void)cudaFreeHost(sl.host);
+  }
   if (m.own_stream && m.stream) (void)cudaStreamDestroy(m.stream);
 }
 
@@ -260,6 +314,11 @@ CudaMemoryStats CudaBackend::memory() const {
 void CudaBackend::reset_peak() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->stats.peak_bytes = impl_->stats.current_bytes;
+  impl_->stats.peak_user_bytes = impl_->stats.user_bytes;
+}
+void CudaBackend::release_cache() {
+  ScopedContext scope(impl_->ctx);
+  impl_->release_pool();
 }
 void* CudaBackend::stream() const { return impl_->stream; }
 
@@ -268,21 +327,35 @@ void CudaBackend::bind_thread() const {
   if (impl_->opt.cu_context) set_current_context(impl_->opt.cu_context);
 }
 
+
 // ---- memory ----
 void* CudaBackend::alloc(size_t bytes) {
   Impl& m = *impl_;
-  bind_thread();  // alloc/free are rare and synchronous: safe from any thread
+  ScopedContext scope(m.ctx);  // safe from any thread; the caller's context is restored
   const size_t sz = align256(bytes == 0 ? 1 : bytes);
   void* p = nullptr;
-  PACI_CUDA_CHECK(cudaMalloc(&p, sz));
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    p = m.pool.take(sz);
+    if (p) {  // a block this backend freed: no cudaMalloc
+      m.stats.cached_bytes -= sz;
+      m.stats.user_bytes += sz;
+      m.stats.allocations += 1;
+      m.touch_peaks();
+    }
+  }
+  if (!p) {
+    p = m.device_malloc(sz);
+    m.count_alloc(sz, true);
+  }
+  // The zero-fill runs on this stream, so after everything queued here before the block's
+  // free. Other stages' streams may touch the buffer next: make the fill complete now.
   PACI_CUDA_CHECK(cudaMemsetAsync(p, 0, sz, m.stream));
-  // Other stages' streams may touch the buffer next: make the zero-fill complete now.
   PACI_CUDA_CHECK(cudaStreamSynchronize(m.stream));
   {
     std::lock_guard<std::mutex> lock(m.mu);
     m.user[p] = sz;
   }
-  m.count_alloc(sz, true);
   return p;
 }
 
@@ -301,11 +374,14 @@ void CudaBackend::free(void* p) {
       }
       sz = it->second;
       m.user.erase(it);
+      // Into the pool (no cudaFree, which would synchronize the whole device). Only this
+      // backend reuses it, and its alloc() refills it on this stream: stream-ordered after
+      // every operation already queued that may still read it.
+      m.pool.give(p, sz);
+      m.stats.user_bytes -= sz;
+      m.stats.allocations -= 1;
+      m.stats.cached_bytes += sz;
     }
-    bind_thread();
-    PACI_CUDA_CHECK(cudaStreamSynchronize(m.stream));
-    PACI_CUDA_CHECK(cudaFree(p));
-    m.count_free(sz, true);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "CudaBackend::free: %s\n", e.what());
     std::lock_guard<std::mutex> lock(m.mu);
@@ -314,12 +390,14 @@ void CudaBackend::free(void* p) {
 }
 
 void CudaBackend::zero(void* p, size_t bytes) {
+  ScopedContext scope(impl_->ctx);
   if (bytes == 0) return;
   PACI_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, impl_->stream));
   impl_->after_op();
 }
 
 void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
+  ScopedContext scope(impl_->ctx);
   if (bytes == 0 || dst == src) return;
   PACI_CUDA_CHECK(
       cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, impl_->stream));
@@ -327,6 +405,7 @@ void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
 }
 
 void CudaBackend::to_host(void* host_dst, const void* src, size_t bytes) {
+  ScopedContext scope(impl_->ctx);
   Impl& m = *impl_;
   if (bytes > 0) {
     PACI_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, m.stream));
@@ -338,6 +417,27 @@ void CudaBackend::to_host(void* host_dst, const void* src, size_t bytes) {
 void CudaBackend::from_host(void* dst, const void* host_src, size_t bytes) {
   Impl& m = *impl_;
   if (bytes == 0) return;
+  ScopedContext scope(m.ctx);
+  if (m.ring.stages(bytes)) {
+    // Through a page-locked slot (host_pool.h): the host copies, the DMA runs asynchronously,
+    // and the caller may reuse its buffer at once.
+    std::lock_guard<std::mutex> lock(m.staging_mu);
+    const StagingStep step = m.ring.plan(bytes);
+    Impl::StagingSlot& slot = m.staging[static_cast<size_t>(step.slot)];
+    if (step.wait && slot.done) PACI_CUDA_CHECK(cudaEventSynchronize(slot.done));
+    if (step.grow_to > 0 || !slot.host) {  // (!host: an earlier growth threw)
+      if (slot.host) PACI_CUDA_CHECK(cudaFreeHost(slot.host));
+      slot.host = nullptr;
+      PACI_CUDA_CHECK(cudaHostAlloc(&slot.host, m.ring.capacity(step.slot), cudaHostAllocDefault));
+    }
+    if (!slot.done) PACI_CUDA_CHECK(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming));
+    std::memcpy(slot.host, host_src, bytes);
+    PACI_CUDA_CHECK(cudaMemcpyAsync(dst, slot.host, bytes, cudaMemcpyHostToDevice, m.stream));
+    PACI_CUDA_CHECK(cudaEventRecord(slot.done, m.stream));
+    m.after_op();
+    return;
+  }
+  // Large uploads (parameters at start-up, a restored snapshot) go direct.
   PACI_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, m.stream));
   // From pageable memory the call returns once the data is staged, so the caller may reuse
   // its buffer at once. From page-locked memory the copy is truly asynchronous: wait for it,
@@ -352,6 +452,7 @@ void CudaBackend::from_host(void* dst, const void* host_src, size_t bytes) {
 }
 
 void CudaBackend::synchronize() {
+  ScopedContext scope(impl_->ctx);
   PACI_CUDA_CHECK(cudaStreamSynchronize(impl_->stream));
   impl_->check_errors();
 }
@@ -359,6 +460,7 @@ void CudaBackend::synchronize() {
 // ---- linear layers ----
 void CudaBackend::matmul_forward(float* out, const float* in, const float* w, const float* bias,
                                  int N, int IC, int OC) {
+  ScopedContext scope(impl_->ctx);
   Impl& m = *impl_;
   if (N == 0 || OC == 0) return;
   float beta = 0.f;
@@ -386,6 +488,7 @@ void CudaBackend::matmul_forward(float* out, const float* in, const float* w, co
 
 void CudaBackend::matmul_backward_input(float* din, const float* dout, const float* w, int N,
                                         int IC, int OC) {
+  ScopedContext scope(impl_->ctx);
   Impl& m = *impl_;
   if (N == 0 || IC == 0 || OC == 0) return;
   const RowMajorGemm g = linear_backward_input_gemm(N, IC, OC);
@@ -404,6 +507,7 @@ void CudaBackend::matmul_backward_input(float* din, const float* dout, const flo
 
 void CudaBackend::matmul_backward_weight(float* dw, float* dbias, const float* dout,
                                          const float* in, int N, int IC, int OC) {
+  ScopedContext scope(impl_->ctx);
   Impl& m = *impl_;
   if (OC == 0 || N == 0) return;
   const ColumnReducePlan plan = column_reduce_plan(N, OC);
@@ -435,6 +539,7 @@ void CudaBackend::matmul_backward_weight(float* dw, float* dbias, const float* d
 // ---- LayerNorm ----
 void CudaBackend::layernorm_forward(float* out, float* mean, float* rstd, const float* in,
                                     const float* w, const float* b, int N, int C) {
+  ScopedContext scope(impl_->ctx);
   PACI_CUDA_CHECK(launch_layernorm_forward(out, mean, rstd, in, w, b, N, C, impl_->stream));
   impl_->after_op();
 }
@@ -442,6 +547,7 @@ void CudaBackend::layernorm_forward(float* out, float* mean, float* rstd, const 
 void CudaBackend::layernorm_backward_input(float* din, const float* dout, const float* in,
                                            const float* w, const float* mean, const float* rstd,
                                            int N, int C) {
+  ScopedContext scope(impl_->ctx);
   PACI_CUDA_CHECK(
       launch_layernorm_backward_input(din, dout, in, w, mean, rstd, N, C, impl_->stream));
   impl_->after_op();
@@ -450,6 +556,7 @@ void CudaBackend::layernorm_backward_input(float* din, const float* dout, const 
 void CudaBackend::layernorm_backward_params(float* dw, float* db, const float* dout,
                                             const float* in, const float* mean, const float* rstd,
                                             int N, int C) {
+  ScopedContext scope(impl_->ctx);
   Impl& m = *impl_;
   if (N == 0 || C == 0) return;
   const ColumnReducePlan plan = column_reduce_plan(N, C);
@@ -467,6 +574,7 @@ size_t CudaBackend::attention_state_elems(int B, int Tn, int /*C*/, int NH) cons
 
 void CudaBackend::attention_forward(float* out, float* att, const float* qkv, int B, int Tn,
                                     int C, int NH) {
+  ScopedContext scope(impl_->ctx);
   Impl& m = *impl_;
   const AttentionShape s{B, Tn, C, NH};
   const std::string why = attention_shape_error(s);
@@ -503,6 +611,7 @@ void CudaBackend::attention_forward(float* out, float* att, const float* qkv, in
 
 void CudaBackend::attention_backward(float* dqkv, const float* dout, const float* qkv,
                                      const float* att, int B, int Tn, int C, int NH) {
+  ScopedContext scope(impl_->ctx);
   Impl& m = *impl_;
   const AttentionShape s{B, Tn, C, NH};
   const std::string why = attention_shape_error(s);
@@ -553,23 +662,28 @@ void CudaBackend::attention_backward(float* dqkv, const float* dout, const float
 
 // ---- elementwise ----
 void CudaBackend::gelu_forward(float* out, const float* in, size_t n) {
+  ScopedContext scope(impl_->ctx);
   PACI_CUDA_CHECK(launch_gelu_forward(out, in, n, impl_->stream));
   impl_->after_op();
 }
 void CudaBackend::gelu_backward(float* din, const float* in, const float* dout, size_t n) {
+  ScopedContext scope(impl_->ctx);
   PACI_CUDA_CHECK(launch_gelu_backward(din, in, dout, n, impl_->stream));
   impl_->after_op();
 }
 void CudaBackend::residual_forward(float* out, const float* a, const float* b, size_t n) {
+  ScopedContext scope(impl_->ctx);
   PACI_CUDA_CHECK(launch_residual_forward(out, a, b, n, impl_->stream));
   impl_->after_op();
 }
 void CudaBackend::residual_backward(float* da, float* db, const float* dout, size_t n) {
+  ScopedContext scope(impl_->ctx);
   PACI_CUDA_CHECK(launch_accumulate(da, dout, n, impl_->stream));
   PACI_CUDA_CHECK(launch_accumulate(db, dout, n, impl_->stream));
   impl_->after_op();
 }
 void CudaBackend::accumulate(float* dst, const float* src, size_t n) {
+  ScopedContext scope(impl_->ctx);
   PACI_CUDA_CHECK(launch_accumulate(dst, src, n, impl_->stream));
   impl_->after_op();
 }
@@ -577,6 +691,7 @@ void CudaBackend::accumulate(float* dst, const float* src, size_t n) {
 // ---- embedding ----
 void CudaBackend::embedding_forward(float* out, const int* tokens, const float* wte,
                                     const float* wpe, int B, int Tn, int C, int V) {
+  ScopedContext scope(impl_->ctx);
   Impl& m = *impl_;
   m.last_vocab = V;
   PACI_CUDA_CHECK(launch_embedding_forward(out, tokens, wte, wpe, B, Tn, C, V, m.err, m.stream));
@@ -585,6 +700,7 @@ void CudaBackend::embedding_forward(float* out, const int* tokens, const float* 
 
 void CudaBackend::embedding_backward(float* dwte, float* dwpe, const float* dout,
                                      const int* tokens, int B, int Tn, int C) {
+  ScopedContext scope(impl_->ctx);
   Impl& m = *impl_;
   if (m.last_vocab <= 0) {
     throw std::logic_error(
@@ -603,6 +719,7 @@ void CudaBackend::embedding_backward(float* dwte, float* dwpe, const float* dout
 // ---- softmax + cross-entropy ----
 void CudaBackend::softmax_xent_forward(float* losses, float* probs, const float* logits,
                                        const int* targets, int N, int V) {
+  ScopedContext scope(impl_->ctx);
   PACI_CUDA_CHECK(
       launch_softmax_xent_forward(losses, probs, logits, targets, N, V, impl_->err, impl_->stream));
   impl_->after_op();
@@ -610,6 +727,7 @@ void CudaBackend::softmax_xent_forward(float* losses, float* probs, const float*
 
 void CudaBackend::softmax_xent_backward(float* dlogits, const float* probs, const int* targets,
                                         float dloss, int N, int V) {
+  ScopedContext scope(impl_->ctx);
   PACI_CUDA_CHECK(
       launch_softmax_xent_backward(dlogits, probs, targets, dloss, N, V, impl_->stream));
   impl_->after_op();
@@ -619,6 +737,7 @@ void CudaBackend::softmax_xent_backward(float* dlogits, const float* probs, cons
 void CudaBackend::adamw_update(float* params, const float* grads, float* m, float* v, size_t n,
                                double lr, double beta1, double beta2, double beta1_pow,
                                double beta2_pow, double eps, double weight_decay) {
+  ScopedContext scope(impl_->ctx);
   const float c1 = static_cast<float>(1.0 / (1.0 - beta1_pow));
   const float c2 = static_cast<float>(1.0 / (1.0 - beta2_pow));
   PACI_CUDA_CHECK(launch_adamw(params, grads, m, v, n, static_cast<float>(lr),

@@ -28,9 +28,19 @@
 //    cuBLAS gives the same bits for the same call on the same GPU/SM count with its atomics
 //    disabled (we never enable them) and a fixed workspace. `deterministic = false` lets
 //    embedding_backward use atomicAdd instead of the sort.
-//  - Memory: plain cudaMalloc (no managed memory), zero-filled on alloc; `memory()` reports
-//    the bytes this instance holds now and at its peak (user buffers + scratch + cuBLAS
-//    workspace), for per-stage reporting.
+//  - Memory: cudaMalloc (no managed memory) through a per-instance pool: free() keeps the block
+//    and alloc() of the same (256-byte rounded) size reuses it (host_pool.h), so a stage's
+//    per-version buffers cost no cudaMalloc/cudaFree (cudaFree synchronizes the whole device)
+//    after the first step; cached blocks go back to the driver when a cudaMalloc fails, on
+//    release_cache() and in the destructor. Zero-filled on alloc. `memory()` reports the bytes
+//    this instance holds now and at its peak (user buffers + cached blocks + scratch + cuBLAS
+//    workspace) and the live user buffers' peak, for per-stage reporting.
+//  - Uploads: from_host copies up to 32 MiB through page-locked staging slots (4, round robin)
+//    and returns without waiting for the GPU; larger uploads are direct.
+//  - Contexts: every operation (and the constructor/destructor) runs in the backend's context
+//    (its green context, or the device's primary one), pushed for the call and popped after
+//    when the calling thread had another current, so the caller's context is left as it was.
+//    A worker thread that calls bind_thread() first pays nothing for this.
 //  - Errors: every CUDA/cuBLAS call is checked and throws std::runtime_error naming the call,
 //    file:line and the error string; kernel launches are checked with cudaGetLastError.
 //    `debug_sync` synchronizes after every operation so that an asynchronous fault is
@@ -74,6 +84,8 @@ struct CudaMemoryStats {
   size_t user_bytes = 0;     // of current: buffers handed out by alloc()
   size_t scratch_bytes = 0;  // of current: backend scratch + cuBLAS workspace
   size_t allocations = 0;    // alloc() calls not yet freed
+  size_t cached_bytes = 0;   // of current: freed blocks kept for reuse (the pool)
+  size_t peak_user_bytes = 0;  // high-water mark of user_bytes (live buffers only)
 };
 
 struct CudaDeviceInfo {
@@ -98,11 +110,14 @@ class CudaBackend final : public Backend {
   std::string name() const override;  // "cuda:<device>:<precision>"
   const CudaBackendOptions& options() const;
   CudaMemoryStats memory() const;
-  void reset_peak();
+  void reset_peak();      // both peaks := their current values
+  void release_cache();   // cudaFree the pool's cached blocks
   void* stream() const;  // the cudaStream_t
-  // Makes this backend's device (and cu_context, if any) current for the calling thread. The
-  // constructor binds the constructing thread; a thread that drives the backend afterwards
-  // (or one that drove another backend in between) calls this first.
+  // Makes this backend's device (and cu_context, if any) current for the calling thread and
+  // leaves it so (a worker thread that drives this backend calls it once). Not needed for
+  // correctness: every operation pushes the backend's context when another one is current
+  // (and pops it after), so the constructor and calls from other threads leave the caller's
+  // context as it was.
   void bind_thread() const override;
 
   void* alloc(size_t bytes) override;

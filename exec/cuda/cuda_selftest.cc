@@ -79,6 +79,21 @@ struct TimeRow {
 };
 std::vector<TimeRow> g_times;
 
+// Every row is also printed (and flushed) the moment it is produced, so a run killed by a
+// timeout still leaves what it measured in its output; the tables at exit repeat them.
+void push_row(const Row& r) {
+  g_rows.push_back(r);
+  std::printf("[check] %-18s %-52s %10.2e %9.1e %4zu %-4s  %s\n", r.prec.c_str(), r.op.c_str(), r.err,
+              r.thresh, r.nonfinite, r.pass ? "ok" : "FAIL", r.note.c_str());
+  std::fflush(stdout);
+}
+void push_time(const TimeRow& t) {
+  g_times.push_back(t);
+  std::printf("[time]  %-5s %-52s %10.3f %9.1f  %s\n", t.prec.c_str(), t.what.c_str(), t.ms, t.tflops,
+              t.note.c_str());
+  std::fflush(stdout);
+}
+
 double rel_l2(const std::vector<float>& got, const std::vector<float>& ref, size_t* nonfinite) {
   double num = 0.0, den = 0.0;
   size_t bad = 0;
@@ -104,7 +119,7 @@ void record(const std::string& prec, const std::string& op, const std::vector<fl
   r.err = rel_l2(got, ref, &r.nonfinite);
   r.pass = r.nonfinite == 0 && r.err <= thresh && got.size() == ref.size();
   r.note = note;
-  g_rows.push_back(r);
+  push_row(r);
 }
 
 void record_bool(const std::string& prec, const std::string& op, bool ok,
@@ -116,7 +131,7 @@ void record_bool(const std::string& prec, const std::string& op, bool ok,
   r.err = ok ? 0.0 : 1.0;
   r.thresh = 0.0;
   r.note = note;
-  g_rows.push_back(r);
+  push_row(r);
 }
 
 // Runs one section; an exception becomes a failed row (the table is still printed).
@@ -583,11 +598,14 @@ void test_model(CudaBackend& gpu, CpuBackend& cpu, CudaPrecision prec, uint64_t 
       worst_name = t.name;
     }
   }
-  record(P, "worst tensor gradient", {static_cast<float>(worst)}, {0.f}, 0.0,
-         worst_name + " rel " + std::to_string(worst));
-  g_rows.back().pass = worst <= 4 * tol.model;  // informative; 4x the whole-vector threshold
-  g_rows.back().err = worst;
-  g_rows.back().thresh = 4 * tol.model;
+  Row r;  // informative; 4x the whole-vector threshold
+  r.prec = P;
+  r.op = "worst tensor gradient";
+  r.err = worst;
+  r.thresh = 4 * tol.model;
+  r.pass = worst <= 4 * tol.model;
+  r.note = worst_name + " rel " + std::to_string(worst);
+  push_row(r);
 }
 
 // Two stages on two backends (two streams) must give the 1-stage bits (fp32, deterministic).
@@ -640,6 +658,55 @@ void test_split(uint64_t seed) {
 }
 
 
+// The backend's plumbing: the block pool (free keeps a block, alloc of the same size reuses it
+// zero-filled), from_host through the page-locked ring (the caller's buffer is reusable at
+// once: every upload must hold the values at the call, across more uploads than slots), and
+// the memory counters.
+void test_plumbing() {
+  const std::string P = "plumbing";
+  CudaBackendOptions o;
+  CudaBackend be(o);
+  const size_t n = 1000;
+  auto* a = static_cast<float*>(be.alloc(n * sizeof(float)));
+  std::vector<float> ones(n, 1.0f), back(n, -1.0f);
+  be.from_host(a, ones.data(), n * sizeof(float));
+  be.synchronize();
+  be.free(a);
+  const auto m1 = be.memory();
+  auto* b = static_cast<float*>(be.alloc(n * sizeof(float)));
+  const auto m2 = be.memory();
+  be.to_host(back.data(), b, n * sizeof(float));
+  bool zero = true;
+  for (float x : back) zero &= x == 0.0f;
+  record_bool(P, "pool: same-size alloc reuses the freed block", a == b,
+              "cached after free " + std::to_string(m1.cached_bytes) + " B, after alloc " +
+                  std::to_string(m2.cached_bytes) + " B");
+  record_bool(P, "pool: a reused block is zero-filled", zero, "");
+  record_bool(P, "pool: counters", m1.cached_bytes >= 4096 && m2.cached_bytes + 4096 == m1.cached_bytes &&
+                                       m2.user_bytes >= 4096 && m2.peak_user_bytes >= m2.user_bytes,
+              "4000 B round to 4096 B; user " + std::to_string(m2.user_bytes) + " B");
+  // 10 uploads of 64 Ki ints into 10 buffers through 4 slots, the host buffer rewritten at once.
+  const size_t k = 64 * 1024;
+  std::vector<int*> dev;
+  std::vector<int> host(k);
+  for (int u = 0; u < 10; ++u) {
+    dev.push_back(static_cast<int*>(be.alloc(k * sizeof(int))));
+    for (size_t i = 0; i < k; ++i) host[i] = static_cast<int>(i) * 10 + u;
+    be.from_host(dev.back(), host.data(), k * sizeof(int));
+    std::fill(host.begin(), host.end(), -7);  // the caller reuses its buffer at once
+  }
+  size_t wrong = 0;
+  std::vector<int> got(k);
+  for (int u = 0; u < 10; ++u) {
+    be.to_host(got.data(), dev[u], k * sizeof(int));
+    for (size_t i = 0; i < k; ++i) wrong += got[i] != static_cast<int>(i) * 10 + u;
+    be.free(dev[u]);
+  }
+  record_bool(P, "from_host staging: 10 uploads through 4 slots", wrong == 0,
+              std::to_string(wrong) + " wrong elements");
+  be.free(b);
+}
+
 // Green contexts (--sm-partition): the driver's SM rules, two contexts of equal size, the tiny
 // model as 2 stages on them vs 1 stage on the whole GPU, and a GEMM timed on half the SMs.
 double time_ms(CudaBackend& be, int warm, int reps, const std::function<void()>& f);
@@ -670,10 +737,23 @@ void test_green(uint64_t seed) {
   CudaBackendOptions o;
   o.precision = CudaPrecision::kFp32;
   CudaBackend one(o);
+  one.bind_thread();
+  void* const primary = current_context();
   o.cu_context = gc.context(0);
   CudaBackend a(o);
   o.cu_context = gc.context(1);
   CudaBackend b(o);
+  {
+    // Constructors, alloc and free push the backend's green context and pop it again.
+    const bool after_ctor = current_context() == primary;
+    void* p = a.alloc(4096);
+    const bool after_alloc = current_context() == primary;
+    a.free(p);
+    b.zero(b.alloc(256), 256);
+    const bool after_ops = current_context() == primary;
+    record_bool(P, "caller's context kept (ctor, alloc, free, ops)", after_ctor && after_alloc && after_ops,
+                std::string(after_ctor ? "" : "ctor ") + (after_alloc ? "" : "alloc ") + (after_ops ? "" : "ops"));
+  }
   auto whole = paci::balanced_partition(cfg, 1)[0];
   auto parts = paci::balanced_partition(cfg, 2);
   Rng rng(seed + 3);
@@ -738,7 +818,7 @@ void test_green(uint64_t seed) {
     float* out = static_cast<float*>(g.alloc(static_cast<size_t>(N) * OC * 4));
     ms[k] = time_ms(be, 3, 10, [&] { be.matmul_forward(out, in, w, nullptr, N, IC, OC); });
     const double tf = 2.0 * N * IC * OC / (ms[k] * 1e-3) / 1e12;
-    g_times.push_back({"bf16", std::string("matmul_forward 8192x768->3072 on ") +
+    push_time({"bf16", std::string("matmul_forward 8192x768->3072 on ") +
                                    (k == 0 ? "all SMs" : std::to_string(gc.sm_count(0)) + " SMs (green)"),
                        ms[k], tf, ""});
   }
@@ -781,7 +861,7 @@ void bench(CudaBackend& gpu, CudaPrecision prec, int B, uint64_t seed) {
   float* bias = g.up(rng.normal(4 * C, 0.02f));
   auto gemm_row = [&](const std::string& what, int IC, int OC, const std::function<void()>& f) {
     const double ms = time_ms(gpu, 3, 10, f);
-    g_times.push_back({P, what + " " + std::to_string(N) + "x" + std::to_string(IC) + "->" +
+    push_time({P, what + " " + std::to_string(N) + "x" + std::to_string(IC) + "->" +
                               std::to_string(OC),
                        ms, 2.0 * N * IC * OC / (ms * 1e-3) / 1e12, ""});
   };
@@ -799,29 +879,29 @@ void bench(CudaBackend& gpu, CudaPrecision prec, int B, uint64_t seed) {
     float* loss = static_cast<float*>(g.alloc(N * sizeof(float)));
     const double ms =
         time_ms(gpu, 2, 10, [&] { gpu.softmax_xent_forward(loss, logits, logits, tg, N, V); });
-    g_times.push_back({P, "softmax_xent_forward N=" + std::to_string(N), ms,
+    push_time({P, "softmax_xent_forward N=" + std::to_string(N), ms,
                        0.0, std::to_string(2.0 * N * V * 4 / (ms * 1e-3) / 1e9) + " GB/s (2 passes)"});
   }
   {
     float* att = static_cast<float*>(g.alloc(gpu.attention_state_elems(B, T, C, NH) * 4));
     const double ms_f = time_ms(gpu, 2, 10, [&] { gpu.attention_forward(y, att, x, B, T, C, NH); });
     const double fl = 4.0 * B * NH * static_cast<double>(T) * T * (C / NH);  // 2 GEMMs, full T×T
-    g_times.push_back({P, "attention_forward B" + std::to_string(B) + " T1024", ms_f,
+    push_time({P, "attention_forward B" + std::to_string(B) + " T1024", ms_f,
                        fl / (ms_f * 1e-3) / 1e12, "full TxT GEMMs counted"});
     const double ms_b =
         time_ms(gpu, 2, 10, [&] { gpu.attention_backward(y, x, x, att, B, T, C, NH); });
-    g_times.push_back({P, "attention_backward B" + std::to_string(B) + " T1024", ms_b,
+    push_time({P, "attention_backward B" + std::to_string(B) + " T1024", ms_b,
                        2 * fl / (ms_b * 1e-3) / 1e12, "full TxT GEMMs counted"});
   }
   {
     const double ms = time_ms(gpu, 3, 20, [&] { gpu.gelu_forward(y, x, NC * 4); });
-    g_times.push_back({P, "gelu_forward n=" + std::to_string(NC * 4), ms, 0.0,
+    push_time({P, "gelu_forward n=" + std::to_string(NC * 4), ms, 0.0,
                        std::to_string(NC * 4 * 8 / (ms * 1e-3) / 1e9) + " GB/s"});
     float* mean = static_cast<float*>(g.alloc(N * 4));
     float* rstd = static_cast<float*>(g.alloc(N * 4));
     const double ms2 =
         time_ms(gpu, 3, 20, [&] { gpu.layernorm_forward(y, mean, rstd, x, w, bias, N, C); });
-    g_times.push_back({P, "layernorm_forward N=" + std::to_string(N), ms2, 0.0,
+    push_time({P, "layernorm_forward N=" + std::to_string(N), ms2, 0.0,
                        std::to_string(NC * 8 / (ms2 * 1e-3) / 1e9) + " GB/s"});
   }
 }
@@ -857,7 +937,7 @@ void bench_step(CudaBackend& gpu, CudaPrecision prec, int B, uint64_t seed, doub
   std::snprintf(note, sizeof note, "%.0f tok/s, MFU %.1f%% of %.0f TFLOP/s; peak mem %.2f GiB; loss %.3f",
                 tokens_per_step / (ms * 1e-3), 100.0 * achieved / peak_tflops, peak_tflops,
                 gpu.memory().peak_bytes / 1073741824.0, loss);
-  g_times.push_back({P, "gpt2-124m step B" + std::to_string(B) + " T1024 (1 stage)", ms, achieved,
+  push_time({P, "gpt2-124m step B" + std::to_string(B) + " T1024 (1 stage)", ms, achieved,
                      note});
   gpu.free(mom);
   gpu.free(var);
@@ -894,6 +974,7 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // line-buffered even into a file (gpu_check.sh)
   std::vector<CudaPrecision> precs = {CudaPrecision::kFp32, CudaPrecision::kTf32,
                                       CudaPrecision::kBf16};
   bool do_bench = true, deterministic = true, do_model = true, do_green = true;
@@ -961,15 +1042,17 @@ int main(int argc, char** argv) {
         guarded(paci::precision_name(p), "model parity", [&] { test_model(gpu, cpu, p, seed); });
       }
       const auto mem = gpu.memory();
-      std::printf("[%s] memory after tests: current %.1f MiB (user %.1f, scratch %.1f), peak %.1f MiB\n",
+      std::printf("[%s] memory after tests: current %.1f MiB (user %.1f, cached %.1f, scratch %.1f), peak %.1f MiB\n",
                   paci::precision_name(p), mem.current_bytes / 1048576.0,
-                  mem.user_bytes / 1048576.0, mem.scratch_bytes / 1048576.0,
+                  mem.user_bytes / 1048576.0, mem.cached_bytes / 1048576.0, mem.scratch_bytes / 1048576.0,
                   mem.peak_bytes / 1048576.0);
     }
     if (do_model) {
       std::fprintf(stderr, "2-stage split check\n");
       guarded("fp32 det", "2-stage split", [&] { test_split(seed); });
     }
+    std::fprintf(stderr, "plumbing\n");
+    guarded("plumbing", "plumbing", [] { test_plumbing(); });
     if (do_green) {
       std::fprintf(stderr, "green contexts\n");
       guarded("green ctx", "green contexts", [&] { test_green(seed); });

@@ -53,6 +53,8 @@ struct Driver {
       driver_fn<PFN_cuCtxFromGreenCtx_v12040>("cuCtxFromGreenCtx");
   PFN_cuCtxSetCurrent_v4000 CtxSetCurrent = driver_fn<PFN_cuCtxSetCurrent_v4000>("cuCtxSetCurrent");
   PFN_cuCtxGetCurrent_v4000 CtxGetCurrent = driver_fn<PFN_cuCtxGetCurrent_v4000>("cuCtxGetCurrent");
+  PFN_cuCtxPushCurrent_v4000 CtxPushCurrent = driver_fn<PFN_cuCtxPushCurrent_v4000>("cuCtxPushCurrent");
+  PFN_cuCtxPopCurrent_v4000 CtxPopCurrent = driver_fn<PFN_cuCtxPopCurrent_v4000>("cuCtxPopCurrent");
 };
 
 const Driver& driver() {
@@ -157,6 +159,36 @@ void* current_context() {
   CUcontext c = nullptr;
   PACI_CU_CHECK(driver().CtxGetCurrent(&c));
   return c;
+}
+
+void* primary_context(int device) {
+  const Driver& d = driver();
+  CUcontext before = nullptr;
+  PACI_CU_CHECK(d.CtxGetCurrent(&before));
+  PACI_CUDA_CHECK(cudaSetDevice(device));
+  PACI_CUDA_CHECK(cudaFree(nullptr));  // creates and binds the primary context
+  CUcontext primary = nullptr;
+  PACI_CU_CHECK(d.CtxGetCurrent(&primary));
+  // Give the caller its context back (cudaSetDevice replaced it). With none before, the
+  // primary context stays bound, as the runtime API would have bound it on the next call anyway.
+  if (before && before != primary) PACI_CU_CHECK(d.CtxSetCurrent(before));
+  return primary;
+}
+
+ScopedContext::ScopedContext(void* cu_context) {
+  if (!cu_context) return;
+  const Driver& d = driver();
+  CUcontext cur = nullptr;
+  PACI_CU_CHECK(d.CtxGetCurrent(&cur));
+  if (cur == static_cast<CUcontext>(cu_context)) return;
+  PACI_CU_CHECK(d.CtxPushCurrent(static_cast<CUcontext>(cu_context)));
+  pushed_ = true;
+}
+
+ScopedContext::~ScopedContext() {
+  if (!pushed_) return;
+  CUcontext popped = nullptr;
+  (void)driver().CtxPopCurrent(&popped);
 }
 
 }  // namespace cuda

@@ -55,5 +55,25 @@ class GreenContexts {
 void set_current_context(void* cu_context);
 void* current_context();
 
+// The primary context of `device` (cudaSetDevice + cudaFree(0) make it exist), without changing
+// the calling thread's current context.
+void* primary_context(int device);
+
+// Makes `cu_context` current for the calling thread for the guard's lifetime and restores the
+// caller's context afterwards (cuCtxPushCurrent / cuCtxPopCurrent). Nothing is pushed when
+// `cu_context` is null or already current (a worker thread after bind_thread()), so the common
+// case costs one cuCtxGetCurrent. Never throws from the destructor.
+class ScopedContext {
+ public:
+  explicit ScopedContext(void* cu_context);
+  ~ScopedContext();
+  ScopedContext(const ScopedContext&) = delete;
+  ScopedContext& operator=(const ScopedContext&) = delete;
+  bool pushed() const { return pushed_; }
+
+ private:
+  bool pushed_ = false;
+};
+
 }  // namespace cuda
 }  // namespace paci
