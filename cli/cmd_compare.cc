@@ -29,15 +29,6 @@ struct CalibrateFlags {
   uint64_t seed = 1;
 };
 
-Calibration load_calibration(const std::string& path) {
-  try {
-    return calibration_from_json(read_file(path), path);
-  } catch (const CalibrationError& e) {
-    throw UsageError(e.what());
-  } catch (const std::runtime_error& e) {
-    throw UsageError(fmt::format("--calibration: {}", e.what()));
-  }
-}
 
 double rel(double measured, double predicted) {
   return measured != 0 ? (predicted - measured) / measured : 0.0;
@@ -79,8 +70,11 @@ void add_calibrate_command(CLI::App& app) {
   cmd->add_option("--out,-o", f->out, "Calibration file to write")->capture_default_str();
   cmd->callback([f] {
     ExecDevice dev = make_exec_device(f->device, 3);
-    if (f->microbatches < 2) throw UsageError(fmt::format("--microbatches must be >= 2 (got {})", f->microbatches));
-    if (f->steps < 1) throw UsageError(fmt::format("--steps must be >= 1 (got {})", f->steps));
+    if (f->microbatches < 2 || f->microbatches > 1024)
+      throw UsageError(fmt::format("--microbatches must be in 2..1024 (got {})", f->microbatches));
+    if (f->steps < 1 || f->steps > 1000) throw UsageError(fmt::format("--steps must be in 1..1000 (got {})", f->steps));
+    // The calibration is written at the end of minutes of measuring: check the path first.
+    check_output_writable(user_path(f->out), "--out");
     GptConfig cfg = f->model.config(true);
     Calibration c = calibrate_cpu(cfg, f->model.batch, f->model.seq_len(cfg), f->microbatches, f->steps, f->seed,
                                   std::cout, dev);
@@ -121,8 +115,15 @@ void add_compare_command(CLI::App& app) {
   cmd->callback([f] {
     GptConfig cfg = f->model.config(true);
     const int B = f->model.batch, T = f->model.seq_len(cfg);
-    Schedule s = make_schedule(f->sched.schedule, f->sched.params());
+    const ScheduleRequest req = f->sched.request();
+    const ScheduleBuilders builders = f->model.schedule_builders(cfg, user_path(f->calibration));
+    Schedule s = !req.file.empty() && req.params.steps > 0 ? get_schedule_for_steps(req, req.params.steps, builders)
+                                                           : get_schedule(req, builders);
     validate(s);
+    const std::pair<const char*, const std::string*> outs[] = {
+        {"--json", &f->json}, {"--trace", &f->trace}, {"--svg", &f->svg}};
+    for (const auto& [flag, path] : outs)
+      if (!path->empty()) check_output_writable(user_path(*path), flag);
     std::vector<StagePartition> part = f->model.stage_partition(cfg, s.stages());
     ExecDevice dev = make_exec_device(f->device, s.stages());
     Calibration cal = f->calibration.empty()
@@ -132,8 +133,8 @@ void add_compare_command(CLI::App& app) {
     if (cal.micro_batch != B || cal.seq_len != T)
       throw UsageError(fmt::format("--calibration was measured at micro-batches of {}x{}, this run uses {}x{}",
                                    cal.micro_batch, cal.seq_len, B, T));
-    std::cout << fmt::format("compare: running {} on {} stages ({} micro-batches x {} steps) for real...\n", s.name,
-                             s.stages(), s.spec.microbatches, s.spec.steps);
+    std::cout << fmt::format("compare: running {} on {} stages ({} micro-batches x {} steps, partition {}) for "
+                             "real...\n", s.name, s.stages(), s.spec.microbatches, s.spec.steps, format_layout(part));
     MeasuredRun run = measure(s, cfg, part, B, T, f->seed, dev);
     SimResult sim = simulate(s, cost_for_partition(cal, compositions(part)));
     const Trace& mt = run.trace;

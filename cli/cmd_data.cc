@@ -20,16 +20,18 @@ std::string resolve_cache(const std::string& cache) {
 }
 
 std::unique_ptr<BatchSource> open_shard(const std::string& path, int B, int T, int vocab) {
+  // A bad shard is bad input: exit 2 with the shard's name (tokens >= vocab included, found
+  // here rather than in the forward pass).
   try {
-    auto src = std::make_unique<ShardBatches>(path, B, T);
+    auto src = std::make_unique<ShardBatches>(path, B, T, vocab);
     if (vocab < 50257)
       throw UsageError(fmt::format("{}: GPT-2 tokens need a vocabulary of 50257 (the model has {})",
                                    path, vocab));
     return src;
   } catch (const ShardError& e) {
-    throw RunError(e.what());
+    throw UsageError(e.what());
   } catch (const std::invalid_argument& e) {
-    throw RunError(e.what());
+    throw UsageError(e.what());
   }
 }
 

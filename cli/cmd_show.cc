@@ -5,6 +5,9 @@
 #include <fmt/format.h>
 
 #include "cli/common.h"
+#include "schedules/source.h"
+#include "sim/builders.h"
+#include "schedules/files.h"
 #include "schedules/formats.h"
 #include "schedules/registry.h"
 #include "schedules/render.h"
@@ -53,7 +56,9 @@ void add_show_command(CLI::App& app) {
     Schedule s;
     if (!opt->file.empty() == !opt->schedule.empty())
       throw UsageError("give exactly one of --schedule NAME or --file FILE");
-    if (opt->width < 1) throw UsageError(fmt::format("--width must be >= 1 (got {})", opt->width));
+    if (opt->width < 1 || opt->width > 100000)
+      throw UsageError(fmt::format("--width must be in 1..100000 (got {})", opt->width));
+    if (!opt->export_path.empty()) check_output_writable(user_path(opt->export_path), "--export");
     if (!opt->file.empty()) {
       CsvHints hints;
       if (!opt->policy.empty()) {
@@ -69,9 +74,17 @@ void add_show_command(CLI::App& app) {
         throw UsageError("--stages and --microbatches are required with --schedule");
       opt->params.virtual_stages = opt->virtual_stages;
       opt->params.accum = opt->accum;
-      s = make_schedule(opt->schedule, opt->params);
+      // zb-1p / zb-2p need durations: here the uniform f=1, b=2 (i = w = 1) of the timeline.
+      ScheduleRequest req;
+      req.name = opt->schedule;
+      req.params = opt->params;
+      s = get_schedule(req, simulator_builders([](int) { return parse_uniform_cost("f=1,b=2"); }));
     }
     Analysis a = validate(s);
+    // A schedule PyTorch's CSV cannot hold is refused before anything is printed or written.
+    const std::string& ex = opt->export_path;
+    if (ex.size() >= 4 && (ex.compare(ex.size() - 4, 4, ".csv") == 0 || ex.compare(ex.size() - 4, 4, ".CSV") == 0))
+      (void)to_csv(s);
     std::cout << fmt::format("{}: {} devices x {} virtual = {} stages, {} micro-batches x {} "
                              "steps, accumulation {}, weight policy {}, {} actions\n\n",
                              s.name, s.spec.devices, s.spec.virtual_stages, s.stages(),

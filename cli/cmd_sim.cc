@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/common.h"
+#include "cli/list_flags.h"
 #include "schedules/analysis.h"
 #include "schedules/formats.h"
 #include "schedules/registry.h"
@@ -24,6 +25,7 @@
 #include "sim/calibrate/calibration.h"
 #include "sim/simulator.h"
 #include "sim/svg.h"
+#include "sim/builders.h"
 #include "sim/zero_bubble.h"
 
 namespace paci::cli {
@@ -34,9 +36,10 @@ using nlohmann::json;
 struct SimFlags {
   std::string schedule, compare, file;
   int stages = 0, microbatches = 0, steps = 4, virtual_stages = 0, accum = 0;
-  std::string cost, cost_file, model, device = "h100", precision = "bf16";
+  std::string cost, cost_file, model, device = "h100", precision = "bf16", partition;
   int mb_size = 8;
-  double link_bw = 0, link_latency = -1, efficiency = 0, memory_limit = 0;
+  std::optional<double> link_bw, link_latency, efficiency;
+  double memory_limit = 0;
   bool dynamic = false;
   double jitter = 0;
   uint64_t seed = 1;
@@ -53,18 +56,6 @@ struct Outcome {
   Analysis analysis;
   double seconds = 0;     // wall time of the simulation
 };
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t at = 0;
-  while (at <= s.size()) {
-    size_t k = s.find(sep, at);
-    if (k == std::string::npos) k = s.size();
-    if (k > at) out.push_back(s.substr(at, k - at));
-    at = k + 1;
-  }
-  return out;
-}
 
 std::string fmt_time(double s) {
   double a = std::fabs(s);
@@ -86,6 +77,21 @@ std::string fmt_rate(double x) {
   return fmt::format("{:.4g}", x);
 }
 
+// --partition as a layout of `stages` stages over the model's blocks (exec/model/partition.h).
+std::vector<StagePartition> layout_for(const GptConfig& model, const std::string& text, int stages) {
+  std::vector<StagePartition> parts;
+  try {
+    parts = parse_layout(model, text);
+  } catch (const std::invalid_argument& e) {
+    std::string why = e.what();
+    if (why.rfind("partition: ", 0) == 0) why = why.substr(11);
+    throw UsageError("--partition: " + why);
+  }
+  if (static_cast<int>(parts.size()) != stages)
+    throw UsageError(fmt::format("--partition has {} entries, the schedule has {} stages", parts.size(), stages));
+  return parts;
+}
+
 // The cost model for a schedule with `stages` stages.
 CostModel make_cost(const SimFlags& f, int stages) {
   int given = !f.cost.empty() + !f.cost_file.empty() + !f.model.empty();
@@ -94,14 +100,20 @@ CostModel make_cost(const SimFlags& f, int stages) {
     const std::string path = user_path(f.cost_file);
     std::string text;
     try {
-      text = read_file(path);
-    } catch (const std::runtime_error& e) {
-      throw UsageError(fmt::format("--cost-file: {}", e.what()));
+      text = read_input_file(path, "--cost-file");
+    } catch (const InputError& e) {
+      throw UsageError(e.what());
     }
     if (!is_calibration(text)) return cost_from_json(text, path);
     try {
       Calibration c = calibration_from_json(text, path);
-      return cost_for_partition(c, balanced_compositions(c, stages));
+      if (f.partition.empty()) return cost_for_partition(c, balanced_compositions(c, stages));
+      // An explicit layout over the calibrated model's blocks (a half costs half a layer).
+      GptConfig shape;
+      shape.layers = c.layers;
+      std::vector<StageComposition> comps;
+      for (const StagePartition& sp : layout_for(shape, f.partition, stages)) comps.push_back(composition_of(sp));
+      return cost_for_partition(c, comps);
     } catch (const CalibrationError& e) {
       throw UsageError(e.what());
     }
@@ -110,36 +122,29 @@ CostModel make_cost(const SimFlags& f, int stages) {
     GptCostOptions o;
     o.model = parse_gpt_model(f.model);
     o.device = parse_device(f.device);
-    if (f.link_bw > 0) o.device.link_bandwidth = f.link_bw * 1e9;
-    if (f.link_latency >= 0) o.device.link_latency = f.link_latency * 1e-6;
-    if (f.efficiency > 0) {
-      if (f.efficiency > 1) throw UsageError(fmt::format("--efficiency must be in (0, 1] (got {})", f.efficiency));
-      o.device.efficiency = f.efficiency;
-    }
+    if (f.link_bw) o.device.link_bandwidth = *f.link_bw * 1e9;
+    if (f.link_latency) o.device.link_latency = *f.link_latency * 1e-6;
+    if (f.efficiency) o.device.efficiency = *f.efficiency;
     o.micro_batch = f.mb_size;
     o.precision = f.precision;
     o.stages = stages;
+    if (!f.partition.empty()) o.partition = layout_for(o.model, f.partition, stages);
     return gpt_cost_model(o).cost;
   }
   return parse_uniform_cost(f.cost.empty() ? "f=1,b=2" : f.cost);
 }
 
+// Log-normal noise of --jitter: sigma <= 2 (sigma = 2 already spreads durations over a factor
+// of e^4 = 55 either way). --straggler's factor: cli/list_flags.h.
+constexpr double kMaxJitter = 2;
+
 std::vector<Straggler> parse_stragglers(const SimFlags& f) {
   std::vector<Straggler> out;
   for (const auto& s : f.stragglers) {
-    size_t eq = s.find('=');
+    auto [stage, factor] = parse_straggler(s);
     Straggler g;
-    try {
-      if (eq == std::string::npos) throw std::invalid_argument("no =");
-      size_t used = 0;
-      g.stage = std::stoi(s.substr(0, eq), &used);
-      if (used != eq) throw std::invalid_argument("stage");
-      g.factor = std::stod(s.substr(eq + 1), &used);
-      if (used != s.size() - eq - 1) throw std::invalid_argument("factor");
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("--straggler: '{}' is not STAGE=FACTOR (e.g. 3=1.5)", s));
-    }
-    if (!(g.factor > 0)) throw UsageError(fmt::format("--straggler {}: the factor must be > 0", s));
+    g.stage = stage;
+    g.factor = factor;
     out.push_back(g);
   }
   return out;
@@ -161,21 +166,30 @@ Outcome run_one(const std::string& name_in, const SimFlags& flags, bool quiet) {
   so.jitter = f.jitter;
   so.seed = f.seed;
   so.stragglers = parse_stragglers(f);
-  Schedule s;
+  // The schedule from its source (schedules/source.h); zb-1p / zb-2p are built from this
+  // command's cost model.
+  ScheduleRequest req;
+  req.params = p;
   if (!f.file.empty()) {
-    CsvHints hints;
-    if (f.microbatches > 0) hints.microbatches = f.microbatches;
-    s = load_schedule(user_path(f.file), hints);
-    out.cost = per_chunk(make_cost(f, s.stages()), s.spec.virtual_stages);
-  } else if (is_zero_bubble_auto(name)) {
-    if (f.stages < 1 || f.microbatches < 1 || f.steps < 1)
-      throw UsageError("--stages, --microbatches and --steps must be >= 1");
-    out.cost = make_cost(f, f.stages);
-    s = make_zero_bubble(name, f.stages, f.microbatches, f.steps, out.cost, f.memory_limit * (1ull << 30));
+    req.file = user_path(f.file);
+    if (f.microbatches > 0) req.hints.microbatches = f.microbatches;
   } else {
-    s = make_schedule(name, p);
-    out.cost = per_chunk(make_cost(f, s.stages()), s.spec.virtual_stages);
+    req.name = name;
   }
+  const ScheduleBuilders builders = simulator_builders([&f](int stages) { return make_cost(f, stages); },
+                                                       f.memory_limit * (1ull << 30), so);
+  Schedule s;
+  try {
+    s = get_schedule(req, builders);
+  } catch (const CostError& e) {
+    throw UsageError(e.what());
+  }
+  out.cost = is_zero_bubble_auto(s.name) ? make_cost(f, s.stages())
+                                         : per_chunk(make_cost(f, s.stages()), s.spec.virtual_stages);
+  for (const Straggler& g : so.stragglers)
+    if (g.stage >= s.stages())
+      throw UsageError(fmt::format("--straggler {}={}: the stage must be in 0..{}", g.stage, g.factor,
+                                   s.stages() - 1));
   if (f.dynamic && s.name != "paci")
     throw UsageError(fmt::format("--dynamic runs the PACI runtime policy: it applies to --schedule paci "
                                  "(got {}; in --compare list paci-dynamic instead)", s.name));
@@ -194,17 +208,6 @@ Outcome run_one(const std::string& name_in, const SimFlags& flags, bool quiet) {
   out.metrics = compute_metrics(out.sim.trace);
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (loud) std::cerr << fmt::format(" {:.2f} s\n", out.seconds);
-  // Drift from simulated versions must equal the static analysis: both follow program order.
-  for (int st = 0; st < out.schedule.stages(); ++st) {
-    const auto& a = out.analysis.stages[st];
-    const auto& m = out.metrics.stages[st];
-    if (a.max_drift != m.max_drift || std::fabs(a.mean_drift - m.mean_drift) > 1e-9 ||
-        a.max_delay != m.max_delay)
-      throw RunError(fmt::format("internal: stage {} of {}: simulated drift {}/{} (max/mean) or delay {} "
-                                 "differs from the static analysis {}/{} and {}",
-                                 st, s.name, m.max_drift, m.mean_drift, m.max_delay, a.max_drift,
-                                 a.mean_drift, a.max_delay));
-  }
   return out;
 }
 
@@ -360,6 +363,13 @@ void write(const std::string& path, const std::string& text) {
 
 void write_outputs(const std::vector<Outcome>& all, const SimFlags& f) {
   const bool many = all.size() > 1;
+  if (!f.export_path.empty()) {
+    if (many) throw UsageError("--export writes one schedule: use it with --schedule");
+    // A schedule PyTorch's CSV cannot hold is refused (FormatError, exit 2) before any file is written.
+    const std::string& p = f.export_path;
+    if (p.size() >= 4 && (p.compare(p.size() - 4, 4, ".csv") == 0 || p.compare(p.size() - 4, 4, ".CSV") == 0))
+      (void)to_csv(all.front().schedule);
+  }
   if (!f.trace_path.empty())
     for (const auto& o : all) {
       std::string p = per_schedule(f.trace_path, o.schedule.name, many);
@@ -393,54 +403,15 @@ void write_outputs(const std::vector<Outcome>& all, const SimFlags& f) {
   }
   if (!f.export_path.empty()) {
     if (many) throw UsageError("--export writes one schedule: use it with --schedule");
-    try {
-      save_schedule(all.front().schedule, user_path(f.export_path));
-    } catch (const std::runtime_error& e) {
-      throw RunError(e.what());
-    }
+    save_schedule(all.front().schedule, user_path(f.export_path));
     std::cout << "wrote " << f.export_path << "\n";
   }
 }
 
-// --sweep KEY=A:B (doubling), KEY=A:B:STEP or KEY=A,B,C.
+// --sweep KEY=A:B (doubling), KEY=A:B:STEP or KEY=A,B,C (cli/list_flags.h).
 std::pair<std::string, std::vector<int>> parse_sweep(const std::string& spec) {
-  static const std::vector<std::string> keys = {"microbatches", "stages", "steps", "accum", "virtual", "mb-size"};
-  size_t eq = spec.find('=');
-  std::string key = spec.substr(0, eq);
-  if (eq == std::string::npos || std::find(keys.begin(), keys.end(), key) == keys.end())
-    throw UsageError(fmt::format("--sweep: '{}' is not KEY=RANGE with KEY one of microbatches, stages, steps, "
-                                 "accum, virtual, mb-size", spec));
-  std::string range = spec.substr(eq + 1);
-  std::vector<int> values;
-  auto num = [&](const std::string& s) {
-    try {
-      size_t used = 0;
-      int v = std::stoi(s, &used);
-      if (used != s.size() || v < 1) throw std::invalid_argument("bad");
-      return v;
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("--sweep {}: '{}' is not an integer >= 1 (ranges: A:B doubles, A:B:STEP, "
-                                   "A,B,C)", key, s));
-    }
-  };
-  if (range.find(':') != std::string::npos) {
-    auto parts = split(range, ':');
-    if (parts.size() < 2 || parts.size() > 3)
-      throw UsageError(fmt::format("--sweep {}: '{}' is not A:B or A:B:STEP", key, range));
-    int a = num(parts[0]), b = num(parts[1]);
-    if (b < a) throw UsageError(fmt::format("--sweep {}: {} > {}", key, a, b));
-    if (parts.size() == 3) {
-      int step = num(parts[2]);
-      for (int v = a; v <= b; v += step) values.push_back(v);
-    } else {
-      for (long v = a; v <= b; v *= 2) values.push_back(static_cast<int>(v));
-    }
-  } else {
-    for (const auto& s : split(range, ',')) values.push_back(num(s));
-  }
-  if (values.empty() || values.size() > 1000)
-    throw UsageError(fmt::format("--sweep {}: {} values (allowed 1..1000)", key, values.size()));
-  return {key, values};
+  SweepSpec sw = cli::parse_sweep(spec);
+  return {sw.key, sw.values};
 }
 
 void run_sweep(const std::vector<std::string>& names, const SimFlags& base) {
@@ -478,14 +449,14 @@ void run_sim(const SimFlags& f) {
   if (modes != 1) throw UsageError("give exactly one of --schedule NAME, --compare A,B,... or --file FILE");
   std::vector<std::string> names;
   if (!f.schedule.empty()) names = {f.schedule};
-  else if (!f.compare.empty()) names = split(f.compare, ',');
+  else if (!f.compare.empty()) names = parse_compare_list(f.compare);
   else names = {"(file)"};
   if (names.empty()) throw UsageError("--compare: give schedule names separated by commas");
   for (const auto& n : names)
     if (f.file.empty() && !find_schedule(n) && n != "paci-dynamic") {
       std::string all;
       for (const auto& i : schedule_catalog()) all += (all.empty() ? "" : ", ") + i.name;
-      throw UsageError(fmt::format("unknown schedule '{}' (allowed: {}, paci-dynamic)", n, all));
+      throw UsageError(fmt::format("unknown schedule '{}' (allowed: {}, paci-dynamic)", excerpt(n), all));
     }
   {
     // A swept parameter need not be given.
@@ -494,8 +465,31 @@ void run_sim(const SimFlags& f) {
       throw UsageError("--stages and --microbatches are required (>= 1)");
   }
   if (f.steps < 1) throw UsageError(fmt::format("--steps must be >= 1 (got {})", f.steps));
-  if (!(f.jitter >= 0)) throw UsageError(fmt::format("--jitter must be >= 0 (got {})", f.jitter));
-  if (f.memory_limit < 0) throw UsageError("--memory-limit must be >= 0 GiB");
+  if (!(f.jitter >= 0 && f.jitter <= kMaxJitter))
+    throw UsageError(fmt::format("--jitter must be in 0..{} (a log-normal sigma; got {})", kMaxJitter, f.jitter));
+  if (!(f.memory_limit >= 0) || !std::isfinite(f.memory_limit))
+    throw UsageError(fmt::format("--memory-limit must be a finite number >= 0 GiB (got {})", f.memory_limit));
+  if (f.link_bw && !(*f.link_bw > 0 && *f.link_bw <= 1e9))
+    throw UsageError(fmt::format("--link-bw must be in (0, 1e9] GB/s (got {})", *f.link_bw));
+  if (f.link_latency && !(*f.link_latency >= 0 && *f.link_latency <= 1e9))
+    throw UsageError(fmt::format("--link-latency must be in 0..1e9 microseconds (got {})", *f.link_latency));
+  if (f.efficiency && !(*f.efficiency > 0 && *f.efficiency <= 1))
+    throw UsageError(fmt::format("--efficiency must be in (0, 1] (got {})", *f.efficiency));
+  if (f.mb_size < 1 || f.mb_size > (1 << 20))
+    throw UsageError(fmt::format("--mb-size must be in 1..{} (got {})", 1 << 20, f.mb_size));
+  // Outputs are checked before the work, so a bad path fails first and leaves nothing.
+  {
+    const bool many = names.size() > 1;
+    const std::pair<const char*, const std::string*> outs[] = {
+        {"--json", &f.json_path}, {"--svg", &f.svg_path}, {"--csv", &f.csv}};
+    for (const auto& [flag, path] : outs)
+      if (!path->empty()) check_output_writable(user_path(*path), flag);
+    const std::pair<const char*, const std::string*> per[] = {
+        {"--trace", &f.trace_path}, {"--memory", &f.memory_path}, {"--export", &f.export_path}};
+    for (const auto& [flag, path] : per)
+      if (!path->empty())
+        for (const auto& n : names) check_output_writable(user_path(per_schedule(*path, n, many)), flag);
+  }
   if (!f.sweep.empty()) {
     if (!f.file.empty()) throw UsageError("--sweep generates schedules: use --schedule or --compare");
     run_sweep(names, f);
@@ -531,6 +525,9 @@ void add_sim_command(CLI::App& app) {
   cmd->add_option("--cost-file", f->cost_file,
                   "Per-stage JSON cost file (format paci-cost), or a calibration from `paci calibrate` (its pieces "
                   "summed over balanced stages)");
+  cmd->add_option("--partition", f->partition,
+                  "With --model or a calibration: the stage layout, e.g. E+3,3.5,3.5,3+H (blocks, halves allowed; "
+                  "E embedding, H head; default: the partition minimising the slowest stage; see README)");
   cmd->add_option("--model", f->model, "Analytic GPT cost model: gpt2-124m, gpt2-350m, gpt2-774m, gpt2-1558m, "
                                        "custom:layers=L,d=D,heads=H,seq=T,vocab=V");
   cmd->add_option("--device", f->device, "Device of --model: h100, h200, custom:flops=..,membw=..,linkbw=..,mem=..")

@@ -2,11 +2,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <csignal>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -16,6 +18,7 @@
 #include "cli/model_flags.h"
 #include "exec/model/config.h"
 #include "exec/mpi/mpi.h"
+#include "exec/runtime/checkpoint.h"
 #include "exec/runtime/measured_trace.h"
 #include "exec/runtime/trainer.h"
 #include "schedules/trace/chrome.h"
@@ -24,9 +27,13 @@ namespace paci::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
+std::atomic<int> g_signal{0};
 
-extern "C" void on_sigint(int) {
-  if (g_stop.exchange(true)) std::_Exit(130);  // second Ctrl-C: leave now
+// SIGINT (Ctrl-C) and SIGTERM (Slurm, containers) stop the run at once; the state kept is
+// the last checkpoint (see exec/runtime/trainer.h). Exit 130 / 143 (128 + signal).
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop.exchange(true)) std::_Exit(128 + sig);  // second signal: leave now
+  g_signal.store(sig);
 }
 
 struct TrainFlags {
@@ -35,13 +42,14 @@ struct TrainFlags {
   double lr = 1e-3, wd = 0.1, beta1 = 0.9, beta2 = 0.95, min_lr = 0.1;
   int warmup = -1, decay_steps = 0;
   int eval_every = 0, eval_batches = 8;
-  std::string save, resume, trace, metrics, init_llmc, export_llmc;
+  std::string save, resume, trace, metrics, init_llmc, export_llmc, calibration;
   int save_every = 0;
   uint64_t seed = 1337;
   std::string data = "sotu", cache;
   double stall_timeout = 60;
   DeviceFlags device;
   int hang_rank = -1, hang_after = -1;
+  std::string hang_at = "update";
 };
 
 }  // namespace
@@ -61,12 +69,15 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--weight-decay", f->wd, "AdamW weight decay on matrices")->capture_default_str();
   cmd->add_option("--eval-every", f->eval_every, "Validation loss every K steps (0: at the end only)")->capture_default_str();
   cmd->add_option("--eval-batches", f->eval_batches, "Micro-batches per validation")->capture_default_str();
-  cmd->add_option("--save", f->save, "Checkpoint directory (written at the end and every --save-every steps)");
+  cmd->add_option("--save", f->save, "Checkpoint folder: DIR/step-N/ at the end and every --save-every steps, the older one removed once the new one is complete (a new, empty or paci checkpoint folder)");
   cmd->add_option("--save-every", f->save_every, "Steps per checkpoint (each ends a pipeline segment: a flush)")->capture_default_str();
-  cmd->add_option("--resume", f->resume, "Resume from a checkpoint directory");
+  cmd->add_option("--resume", f->resume, "Resume from the newest complete checkpoint in a --save folder");
   cmd->add_option("--init-llmc", f->init_llmc, "Start from weights in llm.c's fp32 checkpoint format (with --tied)");
   cmd->add_option("--export-llmc", f->export_llmc, "Write the final weights in llm.c's fp32 checkpoint format (with --tied)");
   cmd->add_option("--seed", f->seed, "Seed of the initial weights")->capture_default_str();
+  cmd->add_option("--calibration", f->calibration,
+                  "zb-1p / zb-2p / paci-dynamic: build them from this calibration (paci calibrate) instead of the "
+                  "analytic model");
   cmd->add_option("--trace", f->trace, "Write a Chrome/Perfetto trace of every action (JSON; the last "
                                        "segment when --save-every splits the run)");
   cmd->add_option("--metrics", f->metrics, "Write metrics as JSON lines (step, loss, lr, tokens/s; val loss)");
@@ -78,19 +89,27 @@ void add_train_command(CLI::App& app) {
                                "Fault injection (tests): this rank stops answering after --inject-hang-after updates");
   hang->group("");
   cmd->add_option("--inject-hang-after", f->hang_after, "See --inject-hang")->group("");
+  cmd->add_option("--inject-hang-at", f->hang_at, "See --inject-hang: update or checkpoint")->group("");
   cmd->callback([f] {
     TrainOptions o;
-    o.schedule = f->sched.schedule;
-    o.params = f->sched.params();
+    o.schedule = f->sched.request();
     o.model = f->model.config(f->data == "synthetic");
     o.seq_len = f->model.seq_len(o.model);
-    if (!(f->lr > 0)) throw UsageError(fmt::format("--lr must be > 0 (got {})", f->lr));
-    if (f->min_lr < 0 || f->min_lr > 1) throw UsageError(fmt::format("--min-lr must be in 0..1 (got {})", f->min_lr));
+    o.builders = f->model.schedule_builders(o.model, user_path(f->calibration));
+    if (!(f->lr > 0 && f->lr <= 10)) throw UsageError(fmt::format("--lr must be in (0, 10] (got {})", f->lr));
+    if (!(f->min_lr >= 0 && f->min_lr <= 1)) throw UsageError(fmt::format("--min-lr must be in 0..1 (got {})", f->min_lr));
+    if (!(f->wd >= 0 && f->wd <= 10))
+      throw UsageError(fmt::format("--weight-decay must be in 0..10 (got {})", f->wd));
+    if (f->warmup < -1)
+      throw UsageError(fmt::format("--warmup must be >= 0 steps (got {}; leave it out for 1% of the steps)", f->warmup));
     if (f->eval_every < 0) throw UsageError(fmt::format("--eval-every must be >= 0 (got {})", f->eval_every));
     if (f->eval_batches < 1) throw UsageError(fmt::format("--eval-batches must be >= 1 (got {})", f->eval_batches));
     if (f->save_every < 0) throw UsageError(fmt::format("--save-every must be >= 0 (got {})", f->save_every));
     if (f->save_every > 0 && f->save.empty()) throw UsageError("--save-every needs --save DIR");
-    if (!(f->stall_timeout > 0)) throw UsageError("--stall-timeout must be > 0 seconds");
+    if (f->hang_at != "update" && f->hang_at != "checkpoint")
+      throw UsageError(fmt::format("--inject-hang-at {}: must be update or checkpoint", f->hang_at));
+    if (!(f->stall_timeout >= 0.001 && f->stall_timeout <= 1e6))
+      throw UsageError(fmt::format("--stall-timeout {}: must be between 0.001 and 1000000 seconds", f->stall_timeout));
     o.micro_batch = f->model.batch;
     o.adamw.lr = f->lr;
     o.adamw.weight_decay = f->wd;
@@ -106,11 +125,12 @@ void add_train_command(CLI::App& app) {
     o.metrics_path = user_path(f->metrics);
     o.init_llmc = user_path(f->init_llmc);
     o.export_llmc = user_path(f->export_llmc);
-    o.interrupt_dir = user_path("paci-checkpoint");
     o.stall_timeout = std::chrono::milliseconds(static_cast<long>(f->stall_timeout * 1000));
 
     // Check the schedule before touching data, so flag errors come first.
-    Schedule probe = make_schedule(o.schedule, o.params);
+    Schedule probe = !o.schedule.file.empty() && o.schedule.params.steps > 0
+                         ? get_schedule_for_steps(o.schedule, o.schedule.params.steps, o.builders)
+                         : get_schedule(o.schedule, o.builders);
     const int updates = probe.spec.total_microbatches() / probe.accum;
     o.partition = f->model.stage_partition(o.model, probe.stages());
     ExecDevice dev = make_exec_device(f->device, probe.stages());
@@ -127,22 +147,40 @@ void add_train_command(CLI::App& app) {
     if (mpi) {
       if (mpi->size() != probe.devices())
         throw UsageError(fmt::format("{} ranks were launched but --schedule {} with --stages {} has {} "
-                                     "devices: use mpirun -np {}", mpi->size(), o.schedule,
-                                     f->sched.stages, probe.devices(), probe.devices()));
+                                     "devices: use mpirun -np {}", mpi->size(), probe.name,
+                                     probe.stages(), probe.devices(), probe.devices()));
       o.group = mpi;
-      mpi_transport = std::make_unique<MpiTransport>(probe);
+      mpi_transport = std::make_unique<MpiTransport>(probe, o.stall_timeout);
       o.transport = mpi_transport.get();
-      o.hang_rank = f->hang_rank;
-      o.hang_after = f->hang_after;
+      // --inject-hang (tests): this rank stops answering after an update or at a checkpoint.
+      if (mpi->rank() == f->hang_rank) {
+        const int after = f->hang_after;
+        auto hang = [after](int k) {
+          if (k == after)
+            for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+        };
+        if (f->hang_at == "update") o.hooks.after_update = hang;
+        else o.hooks.before_checkpoint = hang;
+      }
+      mpi->set_timeout(o.stall_timeout);
+    }
+    // Every output is checked before any work (data preparation included).
+    try {
+      check_outputs(o);
+      if (!mpi || mpi->rank() == 0) check_output_file("--trace", user_path(f->trace));
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
     }
     // Rank 0 prepares the data first so that ranks do not race on the cache.
     std::ostringstream quiet;
     std::ostream& data_log = !mpi || mpi->rank() == 0 ? static_cast<std::ostream&>(std::cout) : quiet;
     TrainData data;
-    if (mpi && mpi->rank() != 0) mpi->barrier();
+    // Preparing the data may take minutes on first use: this wait gets at least 30 minutes.
+    const auto prep_wait = std::max<std::chrono::milliseconds>(o.stall_timeout, std::chrono::minutes(30));
+    if (mpi && mpi->rank() != 0) mpi->barrier("the data preparation (rank 0 prepares)", prep_wait);
     data = open_train_data(f->data, user_path(f->cache), o.micro_batch, o.seq_len, o.model.vocab_size,
                            o.seed, data_log);
-    if (mpi && mpi->rank() == 0) mpi->barrier();
+    if (mpi && mpi->rank() == 0) mpi->barrier("the data preparation (rank 0 prepares)", prep_wait);
     o.train = data.train.get();
     o.val = data.val.get();
     o.log = &std::cout;
@@ -150,33 +188,56 @@ void add_train_command(CLI::App& app) {
     o.stop = &g_stop;
     if (reporter)
       std::cout << fmt::format("paci train: {}{} on {} stages, {} micro-batches of {}x{} per step, {} "
-                             "steps ({} updates), model {} ({:.1f}M parameters), data {}, device {}\n",
-                             o.schedule, mpi ? fmt::format(" ({} MPI ranks)", mpi->size()) : "",
+                             "steps ({} updates), model {} ({:.1f}M parameters), partition {}, data {}, device {}\n",
+                             probe.name, mpi ? fmt::format(" ({} MPI ranks)", mpi->size()) : "",
                              probe.stages(), probe.spec.microbatches, o.micro_batch,
                              o.seq_len, probe.spec.steps, updates, describe(o.model),
-                             num_parameters(o.model) / 1e6, data.description, dev.description);
-    std::signal(SIGINT, on_sigint);
+                             num_parameters(o.model) / 1e6, format_layout(o.partition), data.description,
+                             dev.description);
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
     TrainReport rep;
     try {
       rep = train(o);
     } catch (const std::invalid_argument& e) {
       throw UsageError(e.what());
+    } catch (const CheckpointError& e) {
+      throw UsageError(e.what());
     }
     std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+    // 130 for SIGINT (main's Interrupted), 143 for SIGTERM.
+    auto leave_interrupted = [&] {
+      if (g_signal.load() == SIGTERM) {
+        std::cout.flush();
+        mpi_transport.reset();
+        std::exit(128 + SIGTERM);  // static destructors end the MPI session
+      }
+      throw Interrupted();
+    };
     if (!f->trace.empty() && (!mpi || mpi->rank() == 0)) {
-      write_chrome_trace(measured_trace(rep.schedule, rep.actions, rep.memory, o.micro_batch, o.seq_len),
+      write_chrome_trace(measured_trace(rep.schedule, rep.actions, rep.memory, o.micro_batch, o.seq_len,
+                                        "executor on " + dev.description),
                          user_path(f->trace));
       std::cout << "wrote trace " << f->trace << "\n";
     }
     if (!rep.reports) {
-      if (rep.interrupted) throw Interrupted();
+      if (rep.interrupted) leave_interrupted();
       return;
     }
     if (!f->metrics.empty()) std::cout << "wrote metrics " << f->metrics << "\n";
     if (rep.interrupted) {
-      std::cout << fmt::format("interrupted at step {}: checkpoint written to {}; continue with "
-                               "--resume {}\n", rep.updates_done, rep.checkpoint, rep.checkpoint);
-      throw Interrupted();
+      const char* sig = g_signal.load() == SIGTERM ? "SIGTERM" : "SIGINT";
+      if (!rep.checkpoint.empty())
+        std::cout << fmt::format("interrupted ({}) at step {}: nothing written; --resume {} restarts from step {} "
+                                 "(the last checkpoint; {} steps after it are redone) and gives the same "
+                                 "result as an uninterrupted run\n", sig, rep.interrupted_at, rep.checkpoint,
+                                 rep.resume_step, rep.interrupted_at - rep.resume_step);
+      else
+        std::cout << fmt::format("interrupted ({}) at step {}: nothing saved, no checkpoint was written yet "
+                                 "(--save DIR --save-every K writes one every K steps); a new run starts from "
+                                 "step 0\n", sig, rep.interrupted_at);
+      leave_interrupted();
     }
     std::cout << fmt::format("done: {} steps in {:.1f} s, {:.0f} tokens/s, final train loss {:.4f}",
                              rep.updates_done, rep.seconds, rep.tokens_per_second,

@@ -6,10 +6,16 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/common.h"
+#include "exec/model/blas_kernel.h"
+#include "exec/data/shard.h"
+#include "exec/model/llmc_checkpoint.h"
 #include "exec/mpi/mpi.h"
+#include "schedules/files.h"
 #include "schedules/formats.h"
 #include "schedules/graph.h"
 #include "schedules/registry.h"
+#include "sim/calibrate/calibration.h"
+#include "sim/cost.h"
 
 namespace paci::cli {
 
@@ -31,6 +37,8 @@ int run_cli(int argc, char** argv);
 
 int main(int argc, char** argv) {
   using namespace paci;
+  // First of all: may re-execute with a better OpenBLAS kernel (see blas_kernel.h).
+  use_best_blas_kernel(argv);
   if (launched_by_mpi_launcher()) {
     try {
       cli::g_mpi = std::make_unique<MpiSession>(&argc, &argv);
@@ -52,6 +60,17 @@ int main(int argc, char** argv) {
   return rc == 0 || rc == 130 ? (cli::g_mpi.reset(), rc) : fail(rc);
 }
 
+namespace {
+// paci's error types that name bad input, each a one-line message.
+bool is_bad_input(const std::exception& e) {
+  using namespace paci;
+  return dynamic_cast<const cli::UsageError*>(&e) || dynamic_cast<const ParamError*>(&e) ||
+         dynamic_cast<const FormatError*>(&e) || dynamic_cast<const InputError*>(&e) ||
+         dynamic_cast<const CostError*>(&e) || dynamic_cast<const CalibrationError*>(&e) ||
+         dynamic_cast<const ShardError*>(&e) || dynamic_cast<const LlmcError*>(&e);
+}
+}  // namespace
+
 int run_cli(int argc, char** argv) {
   using namespace paci;
   CLI::App app{"paci: pipeline-parallel training schedules as data: show them, simulate them, "
@@ -65,6 +84,14 @@ int run_cli(int argc, char** argv) {
   cli::add_data_command(app);
   cli::add_calibrate_command(app);
   cli::add_compare_command(app);
+  app.add_subcommand("info", "What this machine runs: the BLAS library and kernel, CPU features")
+      ->callback([] {
+        const CpuFeatures f = cpu_features();
+        std::cout << "blas: " << blas_description() << "\n"
+                  << "cpu: " << (f.amd ? "AMD" : "other vendor") << ", AVX " << (f.avx ? "yes" : "no")
+                  << ", AVX2+FMA " << (f.avx2_fma ? "yes" : "no") << ", AVX-512 "
+                  << (f.avx512 ? "yes" : "no") << "\n";
+      });
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -76,26 +103,16 @@ int run_cli(int argc, char** argv) {
     std::string msg = e.what();
     std::cerr << "error: " << msg << " (see paci --help)\n";
     return 2;
-  } catch (const cli::UsageError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
-  } catch (const ParamError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
-  } catch (const FormatError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
   } catch (const ScheduleError& e) {
     std::cerr << "error: " << e.what() << "\n" << e.context();
     return 2;
   } catch (const cli::Interrupted&) {
     return 130;
-  } catch (const cli::RunError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
   } catch (const std::exception& e) {
+    // Bad input of any kind (flags, files, shards, checkpoints, unwritable outputs): exit 2;
+    // a failure of the run itself (cli::RunError, anything else): exit 1.
     std::cerr << "error: " << e.what() << "\n";
-    return 1;
+    return is_bad_input(e) ? 2 : 1;
   }
   return 0;
 }

@@ -53,7 +53,7 @@ Schedule calibration_schedule(int S, int M, int N) {
 
 std::vector<StageComposition> compositions(const std::vector<StagePartition>& partition) {
   std::vector<StageComposition> out;
-  for (const auto& p : partition) out.push_back({p.has_embedding, p.num_layers(), p.has_head});
+  for (const auto& p : partition) out.push_back(composition_of(p));
   return out;
 }
 
@@ -66,8 +66,8 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, ui
   std::vector<CalibrationRun> fit_runs;
   for (const auto& part : parts) {
     const int S = static_cast<int>(part.size());
-    log << fmt::format("calibrate: measuring {} stage{} ({} micro-batches of {}x{}, {} steps)...\n", S,
-                       S > 1 ? "s: embedding | layers | head" : ": the whole model", M, B, T, N);
+    log << fmt::format("calibrate: measuring {} stage{}, partition {} ({} micro-batches of {}x{}, {} steps)...\n", S,
+                       S > 1 ? "s: embedding | layers | head" : ": the whole model", format_layout(part), M, B, T, N);
     runs.push_back(measure(calibration_schedule(S, M, N), model, part, B, T, seed, device));
   }
   for (size_t k = 0; k < parts.size(); ++k) {

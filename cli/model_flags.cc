@@ -1,10 +1,16 @@
 #include "cli/model_flags.h"
 
+#include <unistd.h>
+
 #include <sstream>
 
 #include <fmt/format.h>
 
 #include "cli/common.h"
+#include "cli/list_flags.h"
+#include "sim/builders.h"
+#include "sim/gpt_cost.h"
+#include "schedules/files.h"
 
 namespace paci::cli {
 
@@ -17,7 +23,9 @@ void ModelFlags::add_to(CLI::App* cmd, bool) {
   cmd->add_option("--vocab", vocab, "Vocabulary size (only with --data synthetic)");
   cmd->add_flag("--tied", tied, "Tie the LM head to the token embedding (default untied)");
   cmd->add_option("--batch,-B", batch, "Sequences per micro-batch")->capture_default_str();
-  cmd->add_option("--partition", partition, "Layers per stage, e.g. 2,1,1 (default: balanced by cost)");
+  cmd->add_option("--partition", partition,
+                  "Stage layout, one entry per stage: blocks, halves allowed, E = embedding, H = head, e.g. "
+                  "E+3,3.5,3.5,3+H or E,6,6,H or 2,1,1 (default: balanced by cost; see README)");
 }
 
 GptConfig ModelFlags::config(bool synthetic_data) const {
@@ -36,14 +44,45 @@ GptConfig ModelFlags::config(bool synthetic_data) const {
       throw UsageError("--vocab only applies to --data synthetic (GPT-2 data has 50257 tokens)");
     c.vocab_size = c.padded_vocab = *vocab;
   }
+  // Fixed limits first (so the estimate below cannot overflow), then a memory estimate.
+  if (layers && (*layers < 0 || *layers > 4096))
+    throw UsageError(fmt::format("--layers must be in 0..4096 (got {})", *layers));
+  if (channels && (*channels < 1 || *channels > 65536))
+    throw UsageError(fmt::format("--channels must be in 1..65536 (got {})", *channels));
+  if (heads && (*heads < 1 || *heads > 4096))
+    throw UsageError(fmt::format("--heads must be in 1..4096 (got {})", *heads));
+  if (vocab && (*vocab < 1 || *vocab > (1 << 24)))
+    throw UsageError(fmt::format("--vocab must be in 1..{} (got {})", 1 << 24, *vocab));
   try {
     validate(c);
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
-  if (batch < 1) throw UsageError(fmt::format("--batch must be >= 1 (got {})", batch));
-  seq_len(c);
+  if (batch < 1 || batch > kMaxBatch)
+    throw UsageError(fmt::format("--batch must be in 1..{} (got {})", kMaxBatch, batch));
+  const int T = seq_len(c);
+  const double need = estimated_bytes(c, batch, T);
+  const double have = physical_memory_bytes();
+  if (have > 0 && need > have)
+    throw UsageError(fmt::format("--batch {} with {} (T {}): one micro-batch needs about {:.1f} GiB (activations "
+                                 "of {} x {} tokens plus weights and AdamW state) but this machine has {:.1f} GiB",
+                                 batch, describe(c), T, need / (1ull << 30), batch, T, have / (1ull << 30)));
   return c;
+}
+
+double estimated_bytes(const GptConfig& c, int batch, int T) {
+  // fp32: weights, gradients and AdamW's two moments (4 copies of the parameters), and per
+  // token of a micro-batch about 16 C floats per layer plus attention scores (2 H T) and the
+  // logits and their gradient (2 Vp).
+  const double params = static_cast<double>(num_parameters(c));
+  const double per_token = static_cast<double>(c.layers) * (16.0 * c.channels + 2.0 * c.heads * T) +
+                           2.0 * c.padded_vocab + 4.0 * c.channels;
+  return 4.0 * (4.0 * params + static_cast<double>(batch) * T * per_token);
+}
+
+double physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && size > 0 ? static_cast<double>(pages) * size : 0;
 }
 
 int ModelFlags::seq_len(const GptConfig& cfg) const {
@@ -53,46 +92,83 @@ int ModelFlags::seq_len(const GptConfig& cfg) const {
   return t;
 }
 
-std::vector<int> ModelFlags::layers_per_stage() const {
-  std::vector<int> out;
-  if (partition.empty()) return out;
-  std::stringstream ss(partition);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t used = 0;
-      int n = std::stoi(item, &used);
-      if (used != item.size() || n < 0) throw std::invalid_argument(item);
-      out.push_back(n);
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("--partition: '{}' is not a list of layer counts such as 2,1,1", partition));
-    }
-  }
-  return out;
-}
-
 std::vector<StagePartition> ModelFlags::stage_partition(const GptConfig& cfg, int stages) const {
-  std::vector<int> lps = layers_per_stage();
   std::vector<StagePartition> parts;
   try {
-    parts = lps.empty() ? balanced_partition(cfg, stages) : partition_from_layers(cfg, lps);
+    parts = partition.empty() ? balanced_partition(cfg, stages) : parse_layout(cfg, partition);
   } catch (const std::invalid_argument& e) {
     std::string why = e.what();
     if (why.rfind("partition: ", 0) == 0) why = why.substr(11);
-    throw UsageError(fmt::format("{}: {}", lps.empty() ? "--stages" : "--partition", why));
+    // The layout parser may quote the entry it rejects: keep the message one short line.
+    throw UsageError(fmt::format("{}: {}", partition.empty() ? "--stages" : "--partition", excerpt(why, 300)));
   }
   if (static_cast<int>(parts.size()) != stages)
     throw UsageError(fmt::format("--partition has {} entries, the schedule has {} stages", parts.size(), stages));
   return parts;
 }
 
+Calibration load_calibration(const std::string& path) {
+  try {
+    return calibration_from_json(read_input_file(path, "--calibration"), path);
+  } catch (const CalibrationError& e) {
+    throw UsageError(e.what());
+  } catch (const InputError& e) {
+    throw UsageError(e.what());
+  }
+}
+
+ScheduleBuilders ModelFlags::schedule_builders(const GptConfig& cfg, const std::string& calibration) const {
+  const ModelFlags flags = *this;
+  if (!calibration.empty()) {
+    const Calibration cal = load_calibration(calibration);
+    return simulator_builders([flags, cfg, cal](int stages) {
+      std::vector<StageComposition> comps;
+      for (const StagePartition& p : flags.stage_partition(cfg, stages)) comps.push_back(composition_of(p));
+      try {
+        return cost_for_partition(cal, comps);
+      } catch (const CalibrationError& e) {
+        throw UsageError(e.what());
+      }
+    });
+  }
+  auto cost = [flags, cfg](int stages) {
+    GptCostOptions c;
+    c.model = cfg;
+    c.partition = flags.stage_partition(cfg, stages);  // the partition the run uses
+    c.device = parse_device("h100");
+    c.stages = stages;
+    c.micro_batch = flags.batch;
+    c.precision = "fp32";
+    return gpt_cost_model(c).cost;
+  };
+  return simulator_builders(cost);
+}
+
 void ScheduleFlags::add_to(CLI::App* cmd) {
-  cmd->add_option("--schedule", schedule, "Schedule name (see `paci schedules`)")->capture_default_str();
+  cmd->add_option("--schedule", schedule, "Schedule name (see `paci schedules`; zb-1p, zb-2p and paci-dynamic are built "
+                                          "from the analytic model of the trained model)")->capture_default_str();
+  cmd->add_option("--file", file, "A schedule file instead of --schedule: CSV (PyTorch action strings) or JSON "
+                                  "(paci show --export, paci sim --export); --steps defaults to the file's");
   cmd->add_option("--stages,-P", stages, "Pipeline stages = devices")->capture_default_str();
-  cmd->add_option("--microbatches,-M", microbatches, "Micro-batches per optimizer step")->capture_default_str();
-  cmd->add_option("--steps,-N", steps, "Optimizer steps (global batches of M micro-batches)")->capture_default_str();
+  microbatches_opt =
+      cmd->add_option("--microbatches,-M", microbatches, "Micro-batches per optimizer step")->capture_default_str();
+  steps_opt = cmd->add_option("--steps,-N", steps, "Optimizer steps (global batches of M micro-batches)")
+                  ->capture_default_str();
   cmd->add_option("--virtual,-v", virtual_stages, "Virtual stages per device (interleaved-1f1b)");
   cmd->add_option("--accum,-a", accum, "paci: micro-batches per update of a stage (default M)");
+}
+
+ScheduleRequest ScheduleFlags::request() const {
+  ScheduleRequest r;
+  r.params = params();
+  if (file.empty()) {
+    r.name = schedule;
+    return r;
+  }
+  r.file = user_path(file);
+  r.params.steps = steps_opt && steps_opt->count() ? steps : 0;  // 0: the file's
+  if (microbatches_opt && microbatches_opt->count()) r.hints.microbatches = microbatches;
+  return r;
 }
 
 ScheduleParams ScheduleFlags::params() const {

@@ -33,7 +33,7 @@ Analysis analyze(const Schedule& s, const ActionIndex& index) {
     std::vector<int> pending;         // gradients complete since the last OPT
     int next_batch_mb = 0;            // first micro-batch of the batch the next OPT consumes
     auto copies = [&] {
-      if (s.policy == WeightPolicy::kCurrent) return 1;
+      if (!keeps_old_versions(s.policy)) return 1;
       return static_cast<int>(held.size()) + (held.count(version) ? 0 : 1);
     };
     const auto& prog = s.programs[d];
@@ -43,9 +43,8 @@ Analysis analyze(const Schedule& s, const ActionIndex& index) {
       MicrobatchFacts* f = a.mb >= 0 ? &facts[a.mb] : nullptr;
       switch (a.kind) {
         case ActionKind::F: {
-          int used = version;
-          if (s.policy == WeightPolicy::kDoubleBuffer) {
-            used = std::max(a.mb / s.accum - 1, 0);
+          const int used = forward_version(s.policy, version, a.mb, s.accum);
+          {
             if (used > version)
               throw ScheduleError(
                   fmt::format("device {}, position {}: {} is in global batch {} and must use "
@@ -56,16 +55,16 @@ Analysis analyze(const Schedule& s, const ActionIndex& index) {
           }
           f->v_fwd = used;
           ++inflight;
-          if (s.policy != WeightPolicy::kCurrent) ++held[used];
+          if (keeps_old_versions(s.policy)) ++held[used];
           sf.inflight_peak = std::max(sf.inflight_peak, inflight);
           sf.weight_copies = std::max(sf.weight_copies, copies());
           break;
         }
         case ActionKind::B:
         case ActionKind::I:
-          f->v_bwd = s.policy == WeightPolicy::kCurrent ? version : f->v_fwd;
+          f->v_bwd = backward_version(s.policy, version, f->v_fwd);
           f->drift = f->v_bwd - f->v_fwd;
-          if (s.policy != WeightPolicy::kCurrent) {
+          if (keeps_old_versions(s.policy)) {
             auto it = held.find(f->v_fwd);
             if (--it->second == 0) held.erase(it);
           }

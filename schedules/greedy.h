@@ -1,5 +1,6 @@
-// A greedy list scheduler for split-backward (zero-bubble) pipelines: the engine behind
-// zb-h1 (unit costs, 1F1B's memory) and the cost-model-driven zb-1p / zb-2p (sim/).
+// A greedy list scheduler for split-backward (zero-bubble) pipelines: the engine behind the
+// cost-model-driven zb-1p / zb-2p (sim/zero_bubble.cc). (zb-h1 is a closed-form construction
+// of its own, schedules/gen/zb_h1.cc.)
 #pragma once
 
 #include <vector>

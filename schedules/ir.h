@@ -51,6 +51,23 @@ enum class WeightPolicy : uint8_t { kCurrent, kStash, kDoubleBuffer };
 std::string_view policy_name(WeightPolicy p);
 std::optional<WeightPolicy> parse_policy(std::string_view name);
 
+// The weight-version rule, the one place the analysis, the simulator and the runtime take it
+// from. A stage's version is the number of its OPTs so far (`current`). A forward of global
+// micro-batch `mb` (global batch mb / accum) uses the current version, except under a double
+// buffer: the version made by the batch before its own, max(mb / accum - 1, 0), counted from
+// `base` (the version a resumed run starts at, whose micro-batch ids start again at 0).
+inline int forward_version(WeightPolicy p, int current, int64_t mb, int accum, int base = 0) {
+  if (p != WeightPolicy::kDoubleBuffer) return current;
+  const int64_t prev = mb / accum - 1;
+  return base + static_cast<int>(prev > 0 ? prev : 0);
+}
+// A backward (B or I) uses the current version under `current`, else its forward's.
+inline int backward_version(WeightPolicy p, int current, int forward) {
+  return p == WeightPolicy::kCurrent ? current : forward;
+}
+// Whether a version must be copied to outlive an update (stash and double buffer).
+inline bool keeps_old_versions(WeightPolicy p) { return p != WeightPolicy::kCurrent; }
+
 // Bounds a schedule declares about itself; validation checks them. Empty vectors mean
 // "not declared". Indexed by stage.
 struct DeclaredBounds {

@@ -143,8 +143,7 @@ void Engine::start(int64_t id, int d, double t) {
   nd.cause = (nd.ndeps > 0 && nd.ready >= free_at_[d]) ? nd.last_dep : static_cast<int32_t>(prev_[d]);
   switch (a.kind) {
     case ActionKind::F:
-      ta.version = s_.policy == WeightPolicy::kDoubleBuffer ? std::max(a.mb / s_.accum - 1, 0)
-                                                            : version_[a.stage];
+      ta.version = forward_version(s_.policy, version_[a.stage], a.mb, s_.accum);
       dyn_mem_[d] += act_[a.stage];
       trace_.memory.push_back({t, d, dyn_mem_[d]});
       break;
@@ -152,9 +151,8 @@ void Engine::start(int64_t id, int d, double t) {
       ta.version = version_[a.stage];
       break;
     default:
-      ta.version = s_.policy == WeightPolicy::kCurrent
-                       ? version_[a.stage]
-                       : trace_.actions[index_.fwd(a.stage, a.mb)].version;
+      ta.version = backward_version(s_.policy, version_[a.stage],
+                                    trace_.actions[index_.fwd(a.stage, a.mb)].version);
   }
   busy_[d] = 1;
   ++pos_[d];

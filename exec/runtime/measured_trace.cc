@@ -6,11 +6,12 @@
 namespace paci {
 
 Trace measured_trace(const Schedule& schedule, const std::vector<ActionRecord>& actions,
-                     const std::vector<StageMemory>& memory, int micro_batch, int seq_len) {
+                     const std::vector<StageMemory>& memory, int micro_batch, int seq_len,
+                     const std::string& executor) {
   Trace t;
   t.schedule = schedule.name;
   t.origin = "measured";
-  t.cost = "cpu executor";
+  t.cost = executor;
   t.spec = schedule.spec;
   t.accum = schedule.accum;
   t.policy = schedule.policy;

@@ -11,6 +11,7 @@ namespace paci {
 // timeline (a slot is taken when F starts and given back when B or W ends); static memory
 // from the stage models (weights, grads, AdamW state, peak stashed copies).
 Trace measured_trace(const Schedule& schedule, const std::vector<ActionRecord>& actions,
-                     const std::vector<StageMemory>& memory, int micro_batch, int seq_len);
+                     const std::vector<StageMemory>& memory, int micro_batch, int seq_len,
+                     const std::string& executor = "cpu executor");  // what ran it, for the trace
 
 }  // namespace paci

@@ -11,10 +11,18 @@
 
 #include <fmt/format.h>
 
+#include "exec/model/cpu_backend.h"
 #include "exec/runtime/inproc_transport.h"
 #include "schedules/analysis.h"
 
 namespace paci {
+namespace {
+// Thrown by a worker that finds the transport aborted: another worker failed first, and its
+// error is the one the run reports.
+struct PeerFailed : std::exception {
+  const char* what() const noexcept override { return "another device failed first"; }
+};
+}  // namespace
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -154,7 +162,6 @@ struct PipelineRuntime::Impl {
     transport->abort();
   }
 
-  // Receives or throws a "stuck" error that names the waiting device and action.
   // Sends a stage's device buffer: directly, or through the stage's host staging buffer.
   void post(Stage& g, const MessageKey& key, const float* data, size_t n) {
     if (g.staging.empty()) {
@@ -166,8 +173,10 @@ struct PipelineRuntime::Impl {
     transport->send(key, g.staging.data(), n);
   }
 
-  // Waiting is idle time, not the action's: the action's start moves to when the message is
-  // in (a measured trace then shows waits as bubbles, as the simulator does).
+  // Receives into `out`, or throws a "stuck" error that names the waiting device and action
+  // (PeerFailed when another worker failed first and aborted the transport). Waiting is idle
+  // time, not the action's: the action's start moves to when the message is in (a measured
+  // trace then shows waits as bubbles, as the simulator does).
   void receive(Stage& g, const MessageKey& key, float* out, size_t n, int device, int pos, const Action& a,
                ActionRecord& rec) {
     if (!g.staging.empty() && n > g.staging.size()) g.staging.resize(n);
@@ -177,7 +186,7 @@ struct PipelineRuntime::Impl {
       rec.start = now();
       return;
     }
-    if (transport->aborted()) throw std::runtime_error("");  // someone else failed first
+    if (transport->aborted()) throw PeerFailed();
     const int from_stage = sender_stage(key, S);
     throw std::runtime_error(fmt::format(
         "stuck: device {} at position {} ({}) waited {:.1f} s for the {} on device {}: that "
@@ -227,9 +236,7 @@ struct PipelineRuntime::Impl {
     if (first || last) data.get(mb_abs, g.tokens.data(), g.targets.data());
     if (!first)
       receive(g, {MessageKind::kActivation, g.index, a.mb}, g.x_in, boundary, device, pos, a, rec);
-    int used = g.version;
-    if (schedule.policy == WeightPolicy::kDoubleBuffer)
-      used = std::max<int>(static_cast<int>(mb_abs / schedule.accum) - 1, config.first_update);
+    const int used = forward_version(schedule.policy, g.version, a.mb, schedule.accum, config.first_update);
     if (g.free_slots.empty())
       throw std::runtime_error(fmt::format("device {} at position {} ({}): all {} activation "
                                            "slots of stage {} are busy", device, pos,
@@ -253,7 +260,7 @@ struct PipelineRuntime::Impl {
     const bool first = g.index == 0, last = g.index == S - 1;
     if (!last) receive(g, {MessageKind::kGradient, g.index, a.mb}, g.dx_out, boundary, device, pos, a, rec);
     const int vf = g.fwd_version.at(a.mb);
-    const int vb = schedule.policy == WeightPolicy::kCurrent ? g.version : vf;
+    const int vb = backward_version(schedule.policy, g.version, vf);
     const float* w = weights_for(g, vb);
     const float scale = 1.0f / static_cast<float>(schedule.accum);
     const int slot = g.slot_of.at(a.mb);
@@ -264,7 +271,7 @@ struct PipelineRuntime::Impl {
       g.model->backward_input(slot, w, last ? nullptr : g.dx_out, first ? nullptr : g.dx_in, scale);
     }
     if (--g.refs[vf] == 0) g.refs.erase(vf);
-    if (schedule.policy != WeightPolicy::kCurrent) drop_unused_copies(g, g.version - 1);
+    if (keeps_old_versions(schedule.policy)) drop_unused_copies(g, g.version - 1);
     g.fwd_version.erase(a.mb);
     rec.version = vb;
     result.v_bwd[g.index][a.mb] = vb;
@@ -389,8 +396,9 @@ struct PipelineRuntime::Impl {
         rec.end = now();
         records.push_back(rec);
       }
+    } catch (const PeerFailed&) {
+      return;  // the first failure is already recorded
     } catch (const std::exception& e) {
-      if (std::string(e.what()).empty()) return;
       fail(fmt::format("device {}, position {} ({}): {}", device, pos,
                        pos < static_cast<int>(prog.size()) ? to_string(prog[pos]) : "end", e.what()));
     }

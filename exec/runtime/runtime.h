@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "exec/model/config.h"
-#include "exec/model/cpu_backend.h"
+#include "exec/model/backend.h"
 #include "exec/model/optimizer.h"
 #include "exec/model/partition.h"
 #include "exec/model/stage_model.h"

@@ -1,6 +1,12 @@
 #include "exec/runtime/trainer.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <memory>
@@ -45,9 +51,15 @@ class MetricsFile {
   void close() {
     if (path_.empty() || !out_.is_open()) return;
     out_.close();
-    std::rename((path_ + ".tmp").c_str(), path_.c_str());
+    if (std::rename((path_ + ".tmp").c_str(), path_.c_str()) != 0)
+      throw std::invalid_argument(fmt::format("--metrics {}: cannot write ({})", path_, std::strerror(errno)));
   }
-  ~MetricsFile() { close(); }
+  // A run that failed leaves no partial file.
+  ~MetricsFile() {
+    if (path_.empty() || !out_.is_open()) return;
+    out_.close();
+    std::remove((path_ + ".tmp").c_str());
+  }
 
  private:
   std::string path_;
@@ -73,14 +85,14 @@ std::vector<T> take(const std::string& in, size_t& at) {
 }
 
 // Every rank's stages of a snapshot, assembled on root.
-Snapshot gather_snapshot(RankGroup& g, const Snapshot& mine, int root) {
+Snapshot gather_snapshot(RankGroup& g, const Snapshot& mine, int root, const std::string& what) {
   std::string bytes;
   std::vector<int32_t> held;
   for (size_t s = 0; s < mine.params.size(); ++s)
     if (!mine.params[s].empty()) held.push_back(static_cast<int32_t>(s));
   put(bytes, held);
   for (int32_t s : held) put(bytes, mine.params[s]);
-  std::vector<std::string> all = g.gather(bytes, root);
+  std::vector<std::string> all = g.gather(bytes, root, what);
   Snapshot out;
   out.version = mine.version;
   out.params.resize(mine.params.size());
@@ -94,99 +106,290 @@ Snapshot gather_snapshot(RankGroup& g, const Snapshot& mine, int root) {
 
 }  // namespace
 
-TrainReport train(const TrainOptions& opt) {
-  if (!opt.train) throw std::invalid_argument("no training data");
-  TrainReport rep;
-  const ScheduleParams& p = opt.params;
-  // Generate once to check the parameters and learn the accumulation window.
-  Schedule probe = make_schedule(opt.schedule, p);
-  const int M = probe.spec.microbatches, accum = probe.accum;
-  const int total_updates = probe.spec.total_microbatches() / accum;
-  const int seg_updates = opt.save_every > 0 ? opt.save_every : total_updates;
-  if (seg_updates < 1 || (static_cast<long>(seg_updates) * accum) % M != 0)
+void check_output_file(const std::string& flag, const std::string& path) {
+  namespace fs = std::filesystem;
+  if (path.empty()) return;
+  std::error_code ec;
+  if (fs::is_directory(path, ec))
+    throw std::invalid_argument(fmt::format("{} {}: is a folder; give a file name", flag, path));
+  if (fs::exists(path, ec) && !fs::is_regular_file(path, ec))
+    throw std::invalid_argument(fmt::format("{} {}: exists and is not a regular file; give a file name", flag, path));
+  fs::path parent = fs::absolute(path, ec).parent_path();
+  if (!fs::is_directory(parent, ec))
+    throw std::invalid_argument(fmt::format("{} {}: the folder {} does not exist", flag, path, parent.string()));
+  std::string probe = parent.string() + "/.paci-write-probe-XXXXXX";
+  int fd = ::mkstemp(probe.data());
+  if (fd < 0)
+    throw std::invalid_argument(fmt::format("{} {}: cannot write in {} ({})", flag, path, parent.string(),
+                                            std::strerror(errno)));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+void check_outputs(const TrainOptions& opt) {
+  if (!opt.save_dir.empty()) {
+    try {
+      check_checkpoint_target(opt.save_dir);
+    } catch (const CheckpointError& e) {
+      throw std::invalid_argument(e.what());
+    }
+  }
+  check_output_file("--metrics", opt.metrics_path);
+  check_output_file("--export-llmc", opt.export_llmc);
+}
+
+namespace {
+
+// What the options mean for this run, worked out once before any work.
+struct Plan {
+  Schedule whole;  // the schedule of the whole run (its shape: stages, devices, M, accum)
+  int M = 1, accum = 1, total_updates = 0, seg_updates = 0;
+  std::vector<StagePartition> partition;
+  AdamWConfig adamw;
+  int reporter = 0;  // the device of the last stage: it holds the losses
+};
+
+// A pipeline segment of `updates` updates, cut from the same schedule source.
+Schedule segment_schedule(const TrainOptions& opt, const Plan& plan, int updates) {
+  return get_schedule_for_steps(opt.schedule, updates * plan.accum / plan.M, opt.builders);
+}
+
+Plan make_plan(const TrainOptions& opt) {
+  Plan p;
+  // A file runs for its own steps unless the request names a number of steps.
+  const ScheduleRequest& r = opt.schedule;
+  p.whole = !r.file.empty() && r.params.steps > 0 ? get_schedule_for_steps(r, r.params.steps, opt.builders)
+                                                 : get_schedule(r, opt.builders);
+  p.M = p.whole.spec.microbatches;
+  p.accum = p.whole.accum;
+  p.total_updates = p.whole.spec.total_microbatches() / p.accum;
+  p.seg_updates = opt.save_every > 0 ? opt.save_every : p.total_updates;
+  if (p.seg_updates < 1 || (static_cast<long>(p.seg_updates) * p.accum) % p.M != 0)
     throw std::invalid_argument(fmt::format(
         "--save-every {} must be >= 1 and cover whole steps: {} updates x {} micro-batches must "
-        "be a multiple of --microbatches {}", opt.save_every, seg_updates, accum, M));
-  GptConfig model = opt.model;
-  std::vector<StagePartition> partition =
-      opt.partition.empty() ? balanced_partition(model, probe.stages()) : opt.partition;
-  if (static_cast<int>(partition.size()) != probe.stages())
+        "be a multiple of --microbatches {}", opt.save_every, p.seg_updates, p.accum, p.M));
+  // Every segment's schedule must exist (a file repeats whole): check both lengths now.
+  segment_schedule(opt, p, std::min(p.seg_updates, p.total_updates));
+  if (p.total_updates % p.seg_updates) segment_schedule(opt, p, p.total_updates % p.seg_updates);
+  p.partition = opt.partition.empty() ? balanced_partition(opt.model, p.whole.stages()) : opt.partition;
+  if (static_cast<int>(p.partition.size()) != p.whole.stages())
     throw std::invalid_argument(fmt::format("--partition has {} entries, the schedule has {} stages",
-                                            partition.size(), probe.stages()));
-  AdamWConfig adamw = opt.adamw;
-  if (adamw.total_steps == 0) adamw.total_steps = total_updates;
-  RankGroup* group = opt.group;
-  if (group && group->size() != probe.devices())
+                                            p.partition.size(), p.whole.stages()));
+  p.adamw = opt.adamw;
+  if (p.adamw.total_steps == 0) p.adamw.total_steps = p.total_updates;
+  if (opt.group && opt.group->size() != p.whole.devices())
     throw std::invalid_argument(fmt::format("{} ranks were launched but the schedule has {} devices: "
                                             "launch one rank per device (mpirun -np {})",
-                                            group->size(), probe.devices(), probe.devices()));
-  const int reporter = probe.stage_device[probe.stages() - 1];  // holds the losses
-  rep.reports = !group || group->rank() == reporter;
-  std::ostream* log = rep.reports ? opt.log : nullptr;
+                                            opt.group->size(), p.whole.devices(), p.whole.devices()));
+  p.reporter = p.whole.stage_device[p.whole.stages() - 1];
+  return p;
+}
 
+CheckpointMeta make_meta(const TrainOptions& opt, const Plan& p) {
   CheckpointMeta meta;
-  meta.model = model;
-  meta.partition = partition;
-  meta.schedule = opt.schedule;
-  meta.stages = p.stages;
-  meta.microbatches = M;
-  meta.virtual_stages = probe.spec.virtual_stages;
-  meta.accum = accum;
+  meta.model = opt.model;
+  meta.partition = p.partition;
+  meta.schedule = p.whole.name;
+  meta.stages = p.whole.devices();
+  meta.microbatches = p.M;
+  meta.virtual_stages = p.whole.spec.virtual_stages;
+  meta.accum = p.accum;
   meta.micro_batch = opt.micro_batch;
   meta.seq_len = opt.seq_len;
-  meta.total_steps = total_updates;
-  meta.segment_steps = seg_updates;
+  meta.total_steps = p.total_updates;
+  meta.segment_steps = p.seg_updates;
   meta.seed = opt.seed;
-  meta.adamw = adamw;
+  meta.adamw = p.adamw;
+  return meta;
+}
 
+// Loads --resume into `state` after checking that it was written by the same run; returns
+// its step.
+int resume(const TrainOptions& opt, const Plan& p, const CheckpointMeta& meta, Snapshot& state,
+           std::ostream* log) {
+  CheckpointMeta saved;
+  const std::string loaded = load_checkpoint(opt.resume_dir, saved, state);
+  auto differs = [&](const char* what, auto a, auto b) {
+    if (a != b)
+      throw std::invalid_argument(fmt::format("--resume {}: the checkpoint was written with {} "
+                                              "{}, this run has {}", opt.resume_dir, what, a, b));
+  };
+  const GptConfig& model = opt.model;
+  differs("schedule", saved.schedule, meta.schedule);
+  differs("--stages", saved.stages, meta.stages);
+  differs("--microbatches", saved.microbatches, meta.microbatches);
+  differs("accumulation", saved.accum, meta.accum);
+  differs("--layers", saved.model.layers, model.layers);
+  differs("--channels", saved.model.channels, model.channels);
+  differs("--heads", saved.model.heads, model.heads);
+  differs("--vocab (vocabulary size)", saved.model.vocab_size, model.vocab_size);
+  differs("--tied", std::string(saved.model.tied_embeddings ? "on" : "off"),
+          std::string(model.tied_embeddings ? "on" : "off"));
+  differs("--seed", saved.seed, opt.seed);
+  differs("--batch", saved.micro_batch, opt.micro_batch);
+  differs("--seq", saved.seq_len, opt.seq_len);
+  if (!(saved.partition == p.partition))
+    throw std::invalid_argument(fmt::format("--resume {}: the checkpoint has a different stage "
+                                            "partition", opt.resume_dir));
+  if (saved.step > p.total_updates)
+    throw std::invalid_argument(fmt::format("--resume {}: the checkpoint is at step {}, beyond this run's {} "
+                                            "steps; --steps must be at least {}", opt.resume_dir, saved.step,
+                                            p.total_updates, saved.step));
+  if (saved.segment_steps != p.seg_updates && log)
+    *log << fmt::format("note: the checkpoint's run flushed the pipeline every {} steps, this one every "
+                        "{}: the result will not be bit-identical to an uninterrupted run\n",
+                        saved.segment_steps, p.seg_updates);
+  if (log) *log << fmt::format("resumed from {} at step {}\n", loaded, saved.step);
+  return saved.step;
+}
+
+// --init-llmc: weights from the file and fresh optimizer state, a snapshot at version 0.
+Snapshot llmc_snapshot(const TrainOptions& opt, const Plan& p) {
+  Snapshot state;
+  const size_t S = p.partition.size();
+  state.params.resize(S);
+  std::vector<float*> ptrs;
+  for (size_t st = 0; st < S; ++st) {
+    state.params[st].assign(make_param_layout(opt.model, p.partition[st]).total, 0.0f);
+    ptrs.push_back(state.params[st].data());
+  }
+  try {
+    load_llmc_checkpoint(opt.init_llmc, opt.model, p.partition, ptrs);
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(fmt::format("--init-llmc: {}", e.what()));
+  }
+  state.m = state.v = std::vector<std::vector<float>>(S);
+  for (size_t st = 0; st < S; ++st) state.m[st] = state.v[st] = std::vector<float>(state.params[st].size());
+  return state;
+}
+
+// What each stage recorded over the segments: drift of every micro-batch, peak memory.
+struct Recorded {
+  explicit Recorded(size_t stages) : memory(stages), drift_max(stages, 0), drift_sum(stages, 0), drift_n(stages, 0) {}
+  void add(const RunResult& r) {
+    for (size_t st = 0; st < r.v_fwd.size(); ++st)
+      for (size_t m = 0; m < r.v_fwd[st].size(); ++m)
+        if (r.v_fwd[st][m] >= 0 && r.v_bwd[st][m] >= 0) {
+          const int d = r.v_bwd[st][m] - r.v_fwd[st][m];
+          drift_max[st] = std::max(drift_max[st], d);
+          drift_sum[st] += d;
+          ++drift_n[st];
+        }
+    for (size_t s = 0; s < r.memory.size(); ++s) {
+      StageMemory& m = memory[s];
+      const StageMemory& n = r.memory[s];
+      const int peak_slots = std::max(m.peak_slots_in_use, n.peak_slots_in_use);
+      const int peak_copies = std::max(m.peak_stashed_copies, n.peak_stashed_copies);
+      const int slots = std::max(m.slots, n.slots);
+      m = n;
+      m.peak_slots_in_use = peak_slots, m.peak_stashed_copies = peak_copies, m.slots = slots;
+    }
+  }
+  // Into the report, and the closing metrics row (the stages this process ran).
+  nlohmann::json finish(TrainReport& rep) const {
+    rep.memory = memory;
+    nlohmann::json stages = nlohmann::json::array();
+    for (size_t st = 0; st < memory.size(); ++st) {
+      rep.max_drift.push_back(drift_max[st]);
+      rep.mean_drift.push_back(drift_n[st] ? static_cast<double>(drift_sum[st]) / drift_n[st] : 0.0);
+      if (!drift_n[st]) continue;
+      const StageMemory& m = memory[st];
+      stages.push_back({{"stage", st}, {"max_drift", rep.max_drift[st]}, {"mean_drift", rep.mean_drift[st]},
+                        {"peak_bytes", m.peak_bytes()}, {"activation_bytes", m.peak_activation_bytes()},
+                        {"weight_bytes", m.param_bytes}, {"stashed_copies", m.peak_stashed_copies}});
+    }
+    return stages;
+  }
+  std::vector<StageMemory> memory;
+  std::vector<int> drift_max;
+  std::vector<long> drift_sum, drift_n;
+};
+
+// The progress line: step, loss, LR, tokens/s (evaluation excluded), MFU, ETA.
+struct Progress {
+  std::ostream* log;
+  bool live;
+  int total_updates, log_every;
+  double tokens_per_update, flops_per_token, peak_flops;
+  void update(int k, double loss, double lr, double rate) const {
+    if (!log || !(live || k % log_every == 0 || k == total_updates)) return;
+    const double left = (total_updates - k) * tokens_per_update / std::max(rate, 1e-9);
+    const std::string mfu =
+        peak_flops > 0 ? fmt::format(" | MFU {:.1f}%", 100 * rate * flops_per_token / peak_flops) : std::string();
+    *log << (live ? "\r\033[K" : "")
+         << fmt::format("step {:>5}/{} | loss {:.4f} | lr {:.2e} | {:.0f} tok/s{} | ETA {}", k, total_updates,
+                        loss, lr, rate, mfu, eta(left))
+         << (live ? "" : "\n") << std::flush;
+  }
+  void line(const std::string& text) const {
+    if (log) *log << (live ? "\r\033[K" : "") << text << "\n";
+  }
+};
+
+// Under MPI, the actions and memory of every rank, on rank 0.
+void gather_trace(RankGroup& group, TrainReport& rep, size_t stages) {
+  std::string bytes;
+  put(bytes, rep.actions);
+  put(bytes, rep.memory);
+  std::vector<std::string> all = group.gather(bytes, 0, "the end of the run (gathering the trace)");
+  if (group.rank() != 0) return;
+  rep.actions.clear();
+  std::vector<StageMemory> merged(stages);
+  for (const std::string& b : all) {
+    size_t at = 0;
+    for (const ActionRecord& a : take<ActionRecord>(b, at)) rep.actions.push_back(a);
+    std::vector<StageMemory> m = take<StageMemory>(b, at);
+    for (size_t s = 0; s < m.size(); ++s)
+      if (m[s].param_bytes) merged[s] = m[s];
+  }
+  rep.memory = merged;
+}
+
+// --export-llmc: under MPI every rank's stages go to rank 0, which writes the file.
+void export_llmc(const TrainOptions& opt, const Plan& p, const Snapshot& state) {
+  Snapshot whole;
+  if (opt.group) whole = gather_snapshot(*opt.group, state, 0, "the final weights for --export-llmc");
+  if (opt.group && opt.group->rank() != 0) return;
+  const Snapshot& w = opt.group ? whole : state;
+  std::vector<const float*> ptrs;
+  for (const auto& params : w.params) ptrs.push_back(params.data());
+  try {
+    save_llmc_checkpoint(opt.export_llmc, opt.model, p.partition, ptrs);
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(fmt::format("--export-llmc {}: {}", opt.export_llmc, e.what()));
+  }
+  if (opt.log) *opt.log << fmt::format("wrote llm.c weights {}\n", opt.export_llmc);
+}
+
+}  // namespace
+
+TrainReport train(const TrainOptions& opt) {
+  if (!opt.train) throw std::invalid_argument("no training data");
+  check_outputs(opt);
+  const Plan plan = make_plan(opt);
+  const GptConfig& model = opt.model;
+  RankGroup* group = opt.group;
+  if (group) group->set_timeout(opt.stall_timeout);
+  TrainReport rep;
+  rep.reports = !group || group->rank() == plan.reporter;
+  std::ostream* log = rep.reports ? opt.log : nullptr;
+  CheckpointMeta meta = make_meta(opt, plan);
+
+  // The starting state: a checkpoint, llm.c weights, or fresh (have_state false).
   Snapshot state;
   bool have_state = false;
   int done = 0;
+  // The newest checkpoint on disk of the current segment boundary: where an interrupted run
+  // resumes from ("" = none yet).
+  std::string boundary_dir;
   if (!opt.resume_dir.empty()) {
-    CheckpointMeta saved;
-    load_checkpoint(opt.resume_dir, saved, state);
-    auto differs = [&](const char* what, auto a, auto b) {
-      if (a != b)
-        throw std::invalid_argument(fmt::format("--resume {}: the checkpoint was written with {} "
-                                                "{}, this run has {}", opt.resume_dir, what, a, b));
-    };
-    differs("schedule", saved.schedule, meta.schedule);
-    differs("--stages", saved.stages, meta.stages);
-    differs("--microbatches", saved.microbatches, meta.microbatches);
-    differs("accumulation", saved.accum, meta.accum);
-    differs("--layers", saved.model.layers, model.layers);
-    differs("--channels", saved.model.channels, model.channels);
-    differs("--batch", saved.micro_batch, opt.micro_batch);
-    differs("--seq", saved.seq_len, opt.seq_len);
-    if (!(saved.partition == partition))
-      throw std::invalid_argument(fmt::format("--resume {}: the checkpoint has a different stage "
-                                              "partition", opt.resume_dir));
-    done = saved.step;
+    done = resume(opt, plan, meta, state, log);
     have_state = true;
-    if (saved.segment_steps != seg_updates && log)
-      *log << fmt::format("note: the checkpoint's run flushed the pipeline every {} steps, this one every "
-                          "{}: the result will not be bit-identical to an uninterrupted run\n",
-                          saved.segment_steps, seg_updates);
-    if (log) *log << fmt::format("resumed from {} at step {}\n", opt.resume_dir, done);
+    boundary_dir = opt.resume_dir;
   }
-
   if (!opt.init_llmc.empty()) {
     if (have_state) throw std::invalid_argument("--init-llmc and --resume exclude each other");
-    // Weights from the file, fresh optimizer state: a snapshot at version 0.
-    state = Snapshot{};
-    state.params.resize(partition.size());
-    std::vector<float*> ptrs;
-    for (size_t st = 0; st < partition.size(); ++st) {
-      state.params[st].assign(make_param_layout(model, partition[st]).total, 0.0f);
-      ptrs.push_back(state.params[st].data());
-    }
-    try {
-      load_llmc_checkpoint(opt.init_llmc, model, partition, ptrs);
-    } catch (const std::exception& e) {
-      throw std::invalid_argument(fmt::format("--init-llmc: {}", e.what()));
-    }
-    state.m = state.v = std::vector<std::vector<float>>(partition.size());
-    for (size_t st = 0; st < partition.size(); ++st) state.m[st] = state.v[st] = std::vector<float>(state.params[st].size());
+    state = llmc_snapshot(opt, plan);
     have_state = true;
     if (log) *log << fmt::format("initialised from {}\n", opt.init_llmc);
   }
@@ -197,39 +400,45 @@ TrainReport train(const TrainOptions& opt) {
   MetricsFile metrics(rep.reports ? opt.metrics_path : std::string());
   std::unique_ptr<Evaluator> evaluator;
   if (opt.val && rep.reports)
-    evaluator = std::make_unique<Evaluator>(model, partition, opt.micro_batch, opt.seq_len);
-  const double tokens_per_update = static_cast<double>(accum) * opt.micro_batch * opt.seq_len;
-  const int log_every = std::max(1, total_updates / 25);
+    evaluator = std::make_unique<Evaluator>(model, plan.partition, opt.micro_batch, opt.seq_len);
+  const double tokens_per_update = static_cast<double>(plan.accum) * opt.micro_batch * opt.seq_len;
+  const Progress progress{log, opt.live, plan.total_updates, std::max(1, plan.total_updates / 25),
+                          tokens_per_update, flops_per_token(model, opt.seq_len), opt.peak_flops};
   double eval_seconds = 0, train_seconds = 0;
   const int first = done;
-  rep.memory.resize(partition.size());
-  std::vector<int> drift_max(partition.size(), 0);
-  std::vector<long> drift_sum(partition.size(), 0), drift_n(partition.size(), 0);
+  Recorded recorded(plan.partition.size());
 
   auto evaluate = [&](const Snapshot& local, int update) {
     auto t0 = std::chrono::steady_clock::now();
     Snapshot gathered;
-    if (group) gathered = gather_snapshot(*group, local, reporter);
+    if (group) gathered = gather_snapshot(*group, local, plan.reporter, fmt::format("the evaluation at step {}", update));
     if (!evaluator) return;
     const Snapshot& snap = group ? gathered : local;
     double l = evaluator->loss(snap, *opt.val, opt.eval_batches);
     eval_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     rep.val_loss.emplace_back(update, l);
     metrics.write({{"step", update}, {"val_loss", l}, {"val_ppl", std::exp(l)}});
-    if (log)
-      *log << (opt.live ? "\r\033[K" : "")
-               << fmt::format("step {:>5}: val loss {:.4f} (perplexity {:.2f})\n", update, l, std::exp(l));
+    progress.line(fmt::format("step {:>5}: val loss {:.4f} (perplexity {:.2f})", update, l, std::exp(l)));
   };
 
-  while (done < total_updates) {
-    const int seg = std::min(seg_updates, total_updates - done);
-    ScheduleParams sp = p;
-    sp.steps = seg * accum / M;
-    Schedule sched = make_schedule(opt.schedule, sp);
+  int reached = done;  // updates applied, including those of an unfinished segment
+  auto interrupted_at_boundary = [&] {
+    rep.interrupted = true;
+    rep.interrupted_at = reached;
+    rep.checkpoint = boundary_dir;
+    rep.resume_step = boundary_dir.empty() ? 0 : done;
+  };
+  while (done < plan.total_updates) {
+    if (opt.stop && opt.stop->load()) {  // e.g. arrived while a checkpoint was written
+      interrupted_at_boundary();
+      break;
+    }
+    const int seg = std::min(plan.seg_updates, plan.total_updates - done);
+    Schedule sched = segment_schedule(opt, plan, seg);
     RunConfig rc;
     rc.model = model;
-    rc.partition = partition;
-    rc.adamw = adamw;
+    rc.partition = plan.partition;
+    rc.adamw = plan.adamw;
     rc.seed = opt.seed;
     rc.stall_timeout = opt.stall_timeout;
     rc.snapshot_every = 1;
@@ -244,110 +453,46 @@ TrainReport train(const TrainOptions& opt) {
       const int k = ev.update + 1;  // updates done
       const double elapsed = train_seconds + ev.seconds - (eval_seconds - seg_eval_before);
       const double rate = (k - first) * tokens_per_update / std::max(elapsed, 1e-9);
-      if (group && group->rank() == opt.hang_rank && k == opt.hang_after)
-        for (;;) std::this_thread::sleep_for(std::chrono::hours(1));  // stop answering
+      if (opt.hooks.after_update) opt.hooks.after_update(k);
+      reached = k;
       rep.loss.push_back(ev.loss);
-      if (rep.reports) metrics.write({{"step", k}, {"loss", ev.loss}, {"lr", ev.lr}, {"tokens_per_s", rate},
-                     {"time_s", elapsed}});
-      if (log && (opt.live || k % log_every == 0 || k == total_updates)) {
-        const double left = (total_updates - k) * tokens_per_update / std::max(rate, 1e-9);
-        const std::string mfu = opt.peak_flops > 0
-            ? fmt::format(" | MFU {:.1f}%", 100 * rate * flops_per_token(model, opt.seq_len) / opt.peak_flops)
-            : std::string();
-        *log << (opt.live ? "\r\033[K" : "")
-                 << fmt::format("step {:>5}/{} | loss {:.4f} | lr {:.2e} | {:.0f} tok/s{} | ETA {}", k,
-                                total_updates, ev.loss, ev.lr, rate, mfu, eta(left))
-                 << (opt.live ? "" : "\n") << std::flush;
-      }
-      if (opt.val && opt.eval_every > 0 && k % opt.eval_every == 0 && ev.snapshot && k < total_updates)
+      if (rep.reports)
+        metrics.write({{"step", k}, {"loss", ev.loss}, {"lr", ev.lr}, {"tokens_per_s", rate}, {"time_s", elapsed}});
+      progress.update(k, ev.loss, ev.lr, rate);
+      if (opt.val && opt.eval_every > 0 && k % opt.eval_every == 0 && ev.snapshot && k < plan.total_updates)
         evaluate(*ev.snapshot, k);
     };
     RunResult r = rt.run(on_update, opt.stop);
-    for (size_t st = 0; st < r.v_fwd.size(); ++st)
-      for (size_t m = 0; m < r.v_fwd[st].size(); ++m)
-        if (r.v_fwd[st][m] >= 0 && r.v_bwd[st][m] >= 0) {
-          const int d = r.v_bwd[st][m] - r.v_fwd[st][m];
-          drift_max[st] = std::max(drift_max[st], d);
-          drift_sum[st] += d;
-          ++drift_n[st];
-        }
+    recorded.add(r);
     rep.actions = std::move(r.actions);
-    for (size_t s = 0; s < r.memory.size(); ++s) {
-      StageMemory& m = rep.memory[s];
-      const StageMemory& n = r.memory[s];
-      int peak_slots = std::max(m.peak_slots_in_use, n.peak_slots_in_use);
-      int peak_copies = std::max(m.peak_stashed_copies, n.peak_stashed_copies);
-      int slots = std::max(m.slots, n.slots);
-      m = n;
-      m.peak_slots_in_use = peak_slots, m.peak_stashed_copies = peak_copies, m.slots = slots;
-    }
     train_seconds += r.seconds - (eval_seconds - seg_eval_before);
     rep.schedule = sched;
-    // Ranks stop at different updates, so after an interrupt they keep the state they had
-    // at the start of the segment, which they share.
-    if (!(group && r.interrupted)) have_state = rt.take_latest_snapshot(state);
     if (r.interrupted) {
-      rep.interrupted = true;
-      if (have_state) {
-        meta.step = state.version;
-        meta.data_position = static_cast<int64_t>(state.version) * accum;
-        std::string dir = opt.save_dir.empty() ? opt.interrupt_dir : opt.save_dir;
-        save_checkpoint(dir, meta, state, group);
-        rep.checkpoint = dir;
-        done = state.version;
-      }
+      // Keep the last segment boundary (on disk already); the partial segment is dropped, so
+      // a resume equals an uninterrupted run with the same segments.
+      interrupted_at_boundary();
       break;
     }
+    have_state = rt.take_latest_snapshot(state);
     done += seg;
+    reached = done;
     if (!opt.save_dir.empty()) {
       meta.step = done;
-      meta.data_position = static_cast<int64_t>(done) * accum;
+      meta.data_position = static_cast<int64_t>(done) * plan.accum;
+      if (opt.hooks.before_checkpoint) opt.hooks.before_checkpoint(done);
       save_checkpoint(opt.save_dir, meta, state, group);
       rep.checkpoint = opt.save_dir;
+      boundary_dir = opt.save_dir;
     }
   }
   rep.updates_done = done;
   rep.seconds = train_seconds;
   rep.tokens_per_second = (done - first) * tokens_per_update / std::max(train_seconds, 1e-9);
   if (opt.live && log) *log << "\n";
-  // One closing row with what each (local) stage recorded: drift and peak memory.
-  nlohmann::json stages = nlohmann::json::array();
-  for (size_t st = 0; st < partition.size(); ++st) {
-    rep.max_drift.push_back(drift_max[st]);
-    rep.mean_drift.push_back(drift_n[st] ? static_cast<double>(drift_sum[st]) / drift_n[st] : 0.0);
-    if (!drift_n[st]) continue;
-    const StageMemory& m = rep.memory[st];
-    stages.push_back({{"stage", st}, {"max_drift", rep.max_drift[st]}, {"mean_drift", rep.mean_drift[st]},
-                      {"peak_bytes", m.peak_bytes()}, {"activation_bytes", m.peak_activation_bytes()},
-                      {"weight_bytes", m.param_bytes}, {"stashed_copies", m.peak_stashed_copies}});
-  }
-  metrics.write({{"summary", {{"updates", done}, {"stages", stages}}}});
+  metrics.write({{"summary", {{"updates", done}, {"stages", recorded.finish(rep)}}}});
   if (opt.val && have_state && !rep.interrupted) evaluate(state, done);
-  if (!opt.export_llmc.empty() && have_state && !rep.interrupted && !group) {
-    std::vector<const float*> ptrs;
-    for (const auto& p : state.params) ptrs.push_back(p.data());
-    save_llmc_checkpoint(opt.export_llmc, model, partition, ptrs);
-    if (log) *log << fmt::format("wrote llm.c weights {}\n", opt.export_llmc);
-  }
-  if (group) {
-    // The trace of all ranks on rank 0: their actions and their stages' memory.
-    std::string bytes;
-    put(bytes, rep.actions);
-    put(bytes, rep.memory);
-    std::vector<std::string> all = group->gather(bytes, 0);
-    if (group->rank() == 0) {
-      rep.actions.clear();
-      std::vector<StageMemory> merged(partition.size());
-      for (const std::string& b : all) {
-        size_t at = 0;
-        for (const ActionRecord& a : take<ActionRecord>(b, at)) rep.actions.push_back(a);
-        std::vector<StageMemory> m = take<StageMemory>(b, at);
-        for (size_t s = 0; s < m.size(); ++s)
-          if (m[s].param_bytes) merged[s] = m[s];
-      }
-      rep.memory = merged;
-    }
-  }
+  if (!opt.export_llmc.empty() && have_state && !rep.interrupted) export_llmc(opt, plan, state);
+  if (group) gather_trace(*group, rep, plan.partition.size());
   metrics.close();
   return rep;
 }

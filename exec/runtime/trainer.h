@@ -2,7 +2,15 @@
 // the run into pipeline segments at checkpoint boundaries (every --save-every steps; a
 // segment ends with a flush, so a resumed run equals an uninterrupted one with the same
 // segments bit for bit), evaluates on consistent snapshots, writes checkpoints, metrics
-// JSONL and progress, and stops cleanly on request with a checkpoint.
+// JSONL and progress, and stops cleanly on request.
+//
+// Interrupts (opt.stop set by SIGINT / SIGTERM): the workers stop and nothing is written.
+// The state kept is that of the last segment boundary, which is already on disk: the
+// newest checkpoint of --save (written at the end of the last segment), or the --resume
+// checkpoint the run started from. Resuming from it therefore gives the bits of an
+// uninterrupted run with the same --save-every, wherever the interrupt landed; the steps
+// after that boundary are redone. A run interrupted in its first segment with no checkpoint
+// behind it keeps nothing (a new run starts from step 0); the report says which case it is.
 #pragma once
 
 #include <atomic>
@@ -20,12 +28,21 @@
 #include "exec/runtime/rank_group.h"
 #include "exec/runtime/runtime.h"
 #include "schedules/registry.h"
+#include "schedules/source.h"
 
 namespace paci {
 
+// Test hooks (fault injection), called on the training thread; empty in normal runs.
+struct TrainHooks {
+  std::function<void(int updates_done)> after_update;
+  std::function<void(int step)> before_checkpoint;  // about to write the checkpoint of `step`
+};
+
 struct TrainOptions {
-  std::string schedule = "1f1b";
-  ScheduleParams params;               // stages, microbatches, steps (N), virtual, accum
+  // The schedule, from any source (schedules/source.h): its steps are the run's. Segments
+  // (--save-every) are cut from the same source: regenerated for a name, repeated for a file.
+  ScheduleRequest schedule;
+  ScheduleBuilders builders;           // schedules built from a cost model (zb-1p, zb-2p)
   GptConfig model;
   std::vector<StagePartition> partition;  // one per stage; empty: balanced by cost
   int micro_batch = 4;                 // B
@@ -40,7 +57,6 @@ struct TrainOptions {
   std::string init_llmc;               // start from llm.c fp32 weights (tied models)
   std::string export_llmc;             // write the final weights in llm.c's format (tied models)
   std::string metrics_path;            // JSONL
-  std::string interrupt_dir = "paci-checkpoint";  // where Ctrl-C saves without --save
   BatchSource* train = nullptr;
   BatchSource* val = nullptr;          // nullptr: no validation
   std::ostream* log = nullptr;         // progress lines
@@ -56,8 +72,7 @@ struct TrainOptions {
   std::function<std::unique_ptr<Backend>(int stage)> make_backend;
   std::function<std::unique_ptr<Transport>(const std::vector<Backend*>&)> make_transport;  // threads only
   double peak_flops = 0;
-  // Fault injection for tests: rank `hang_rank` stops answering after update `hang_after`.
-  int hang_rank = -1, hang_after = -1;
+  TrainHooks hooks;
 };
 
 struct TrainReport {
@@ -75,12 +90,25 @@ struct TrainReport {
   double tokens_per_second = 0;
   int updates_done = 0;
   bool interrupted = false;
-  std::string checkpoint;                        // last checkpoint written, if any
+  int interrupted_at = 0;                        // updates done when the interrupt landed
+  std::string checkpoint;                        // last checkpoint written, if any; after an
+                                                 // interrupt: the folder to --resume from
+                                                 // ("" = none, restart from step 0)
+  int resume_step = 0;                           // after an interrupt: where a resume restarts
   bool reports = true;                           // this process holds the losses (last stage)
 };
 
-// Throws std::invalid_argument for impossible options (message names the flag) and
-// std::runtime_error for failures during the run.
+// Throws std::invalid_argument for impossible options (message names the flag),
+// CheckpointError for a checkpoint that cannot be read or written, and std::runtime_error
+// for failures during the run.
 TrainReport train(const TrainOptions& opt);
+
+// Throws std::invalid_argument unless `path` (given as `flag`) can be written as a file:
+// not a folder, and its folder exists and takes a new file (probed with a temporary file
+// that is removed again). An empty path passes.
+void check_output_file(const std::string& flag, const std::string& path);
+// Every output of `opt` (--save, --metrics, --export-llmc), before any work; train() calls
+// it too.
+void check_outputs(const TrainOptions& opt);
 
 }  // namespace paci

@@ -11,6 +11,7 @@
 
 #include "exec/data/shard.h"
 #include "exec/runtime/p2p_order.h"
+#include "exec/model/cpu_backend.h"
 #include "exec/runtime/runtime.h"
 #include "exec/runtime/shard_batches.h"
 #include "schedules/analysis.h"

@@ -60,7 +60,7 @@ expect_error() {  # expect_error "message part" args...
   grep -qF -- "$want" "$OUT/err.txt" || fail "paci $*: got '$(cat "$OUT/err.txt")', want '$want'"
 }
 echo '{"format": "paci-cost", "version": 1, "stages": [{"f": -2}]}' > "$OUT/bad.json"
-expect_error "bad.json: stages[0].f: must be a number >= 0 (got -2)" sim --schedule 1f1b -P 1 -M 2 --cost-file "$OUT/bad.json"
+expect_error "bad.json: stages[0].f: must be a finite number >= 0 (got -2)" sim --schedule 1f1b -P 1 -M 2 --cost-file "$OUT/bad.json"
 expect_error "--cost: f must be a finite number >= 0 (got -1)" sim --schedule 1f1b -P 2 -M 2 --cost f=-1
 expect_error "zb-2p does not fit: stage 0 needs" sim --schedule zb-2p -P 8 -M 32 --model gpt2-350m --memory-limit 10
 expect_error "unknown schedule 'nope'" sim --schedule nope -P 2 -M 2
@@ -69,4 +69,20 @@ expect_error "--sweep: 'foo=1:2' is not KEY=RANGE" sim --schedule 1f1b -P 2 -M 2
 expect_error "--straggler: 'x' is not STAGE=FACTOR" sim --schedule 1f1b -P 2 -M 2 --straggler x
 expect_error "stage must be in 0..1" sim --schedule 1f1b -P 2 -M 2 --straggler 5=2
 expect_error "--stages and --microbatches are required" sim --schedule 1f1b
+expect_error "--partition: blocks sum to 6 but the model has 24 blocks" sim --schedule paci -P 8 -M 16 --model gpt2-350m --partition 3,3
+expect_error "--partition has 2 entries, the schedule has 8 stages" sim --schedule paci -P 8 -M 16 --model gpt2-350m --partition 12,12
+
+# The main job's setup (GPT-2 Medium, 8 x H100, M = 16): the partition over half-block units
+# leaves PACI's steady state within 5% of bubble-free (it was 22.7% with whole layers and the
+# head on a 1-layer stage); the explicit old layout still gives the old figure.
+steady() {  # steady bubble of the first result of `paci sim ... --json`
+  "$PACI" "$@" --json "$OUT/j.json" > /dev/null || fail "paci $* failed"
+  python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['steady_bubble'])" "$OUT/j.json"
+}
+b=$(steady sim --schedule paci -P 8 -M 16 --model gpt2-350m --device h100)
+python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= 0.05 else 1)" "$b" || fail "paci steady bubble $b > 5%"
+"$PACI" sim --schedule paci -P 8 -M 16 --model gpt2-350m | grep -q "partition E+3,3.5,3.5,3.5,3.5,3.5,3.5,H" \
+  || fail "sim does not print the partition it used"
+b=$(steady sim --schedule paci -P 8 -M 16 --model gpt2-350m --partition E+3,3,3,3,3,4,4,1+H)
+python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0.2 else 1)" "$b" || fail "old layout: steady bubble $b, want > 20%"
 echo PASS

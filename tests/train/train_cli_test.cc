@@ -28,13 +28,11 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 using paci::testing::fresh_path;
-using paci::testing::paci_binary;
 using paci::testing::slurp;
 using Outcome = paci::testing::CliResult;
 
 Outcome run(const std::string& args) { return paci::testing::run_paci(args); }
 std::string tmp(const std::string& name) { return fresh_path(name); }
-std::string paci() { return paci_binary(); }
 
 const std::string kSmall =
     "--data synthetic --vocab 256 --layers 2 --seq 16 --batch 2 --microbatches 2";
@@ -52,7 +50,7 @@ TEST(TrainCli, FlagsOutOfRangeGiveOneLineAndExitTwo) {
       {"train --seq 100000 --data synthetic --vocab 256", "--seq"},
       {"train --lr -1 " + kSmall, "--lr"},
       {"train --partition 1,x " + kSmall, "--partition"},
-      {"train --stages 2 --partition 1,1,1 " + kSmall, "--partition: layer counts sum to 3"},
+      {"train --stages 2 --partition 1,1,1 " + kSmall, "--partition: blocks sum to 3 but the model has 2 blocks"},
       {"train --stages 2 --partition 2 " + kSmall, "--partition has 1 entries, the schedule has 2 stages"},
       {"train --decay-steps -1 " + kSmall, "--decay-steps"},
       {"train --heads 5 " + kSmall, "heads"},
@@ -76,7 +74,7 @@ TEST(TrainCli, CorruptOrMissingCheckpointIsAClearError) {
   EXPECT_NE(missing.code, 0);
   EXPECT_THAT(missing.err, HasSubstr("no checkpoint here"));
   // Truncate a stage file.
-  std::string stage = ck + "/stage-0.bin";
+  std::string stage = ck + "/step-000002/stage-0.bin";
   fs::resize_file(stage, fs::file_size(stage) - 8);
   Outcome cut = run(fmt::format("train --steps 4 --resume {} {}", ck, kSmall));
   EXPECT_NE(cut.code, 0);
@@ -104,36 +102,13 @@ TEST(TrainCli, ResumeContinuesBitExactly) {
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_THAT(r.out, HasSubstr("resumed from"));
     for (int s = 0; s < 2; ++s)
-      EXPECT_TRUE(slurp(fmt::format("{}/stage-{}.bin", full, s)) == slurp(fmt::format("{}/stage-{}.bin", part, s)))
+      EXPECT_TRUE(slurp(fmt::format("{}/step-000006/stage-{}.bin", full, s)) ==
+                  slurp(fmt::format("{}/step-000006/stage-{}.bin", part, s)))
           << schedule << " stage " << s;
   }
 }
 
-TEST(TrainCli, CtrlCWritesACheckpointAndExits130) {
-  std::string dir = tmp("interrupted");
-  const std::string out = ::testing::TempDir() + "/int.txt";
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::string cmd = fmt::format("exec {} train --steps 100000 --save {} {} >{} 2>&1", paci(), dir, kSmall, out);
-    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  // Wait until training is under way, then interrupt.
-  for (int i = 0; i < 100 && slurp(out).find("step") == std::string::npos; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  kill(pid, SIGINT);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 130) << slurp(out);
-  EXPECT_THAT(slurp(out), HasSubstr("checkpoint written to"));
-  nlohmann::json meta = nlohmann::json::parse(slurp(dir + "/checkpoint.json"));
-  EXPECT_GT(meta["step"].get<int>(), 0);
-  EXPECT_FALSE(fs::exists(dir + ".tmp"));
-  Outcome resumed = run(fmt::format("train --steps {} --resume {} {}", meta["step"].get<int>() + 2, dir, kSmall));
-  EXPECT_EQ(resumed.code, 0) << resumed.err;
-}
+// Ctrl-C and SIGTERM: tests/train/interrupt_test.cc.
 
 TEST(TrainCli, LlmcWeightsRoundTripThroughTraining) {
   // Export after training, start a new run from the file with a negligible learning rate: its
