@@ -13,6 +13,7 @@
 
 #include "cli/common.h"
 #include "cli/list_flags.h"
+#include "cli/model_flags.h"
 #include "schedules/analysis.h"
 #include "schedules/formats.h"
 #include "schedules/registry.h"
@@ -77,21 +78,6 @@ std::string fmt_rate(double x) {
   return fmt::format("{:.4g}", x);
 }
 
-// --partition as a layout of `stages` stages over the model's blocks (exec/model/partition.h).
-std::vector<StagePartition> layout_for(const GptConfig& model, const std::string& text, int stages) {
-  std::vector<StagePartition> parts;
-  try {
-    parts = parse_layout(model, text);
-  } catch (const std::invalid_argument& e) {
-    std::string why = e.what();
-    if (why.rfind("partition: ", 0) == 0) why = why.substr(11);
-    throw UsageError("--partition: " + why);
-  }
-  if (static_cast<int>(parts.size()) != stages)
-    throw UsageError(fmt::format("--partition has {} entries, the schedule has {} stages", parts.size(), stages));
-  return parts;
-}
-
 // The cost model for a schedule with `stages` stages.
 CostModel make_cost(const SimFlags& f, int stages) {
   int given = !f.cost.empty() + !f.cost_file.empty() + !f.model.empty();
@@ -112,7 +98,7 @@ CostModel make_cost(const SimFlags& f, int stages) {
       GptConfig shape;
       shape.layers = c.layers;
       std::vector<StageComposition> comps;
-      for (const StagePartition& sp : layout_for(shape, f.partition, stages)) comps.push_back(composition_of(sp));
+      for (const StagePartition& sp : partition_flag(shape, f.partition, stages)) comps.push_back(composition_of(sp));
       return cost_for_partition(c, comps);
     } catch (const CalibrationError& e) {
       throw UsageError(e.what());
@@ -128,7 +114,7 @@ CostModel make_cost(const SimFlags& f, int stages) {
     o.micro_batch = f.mb_size;
     o.precision = f.precision;
     o.stages = stages;
-    if (!f.partition.empty()) o.partition = layout_for(o.model, f.partition, stages);
+    if (!f.partition.empty()) o.partition = partition_flag(o.model, f.partition, stages);
     return gpt_cost_model(o).cost;
   }
   return parse_uniform_cost(f.cost.empty() ? "f=1,b=2" : f.cost);

@@ -93,6 +93,10 @@ int ModelFlags::seq_len(const GptConfig& cfg) const {
 }
 
 std::vector<StagePartition> ModelFlags::stage_partition(const GptConfig& cfg, int stages) const {
+  return partition_flag(cfg, partition, stages);
+}
+
+std::vector<StagePartition> partition_flag(const GptConfig& cfg, const std::string& partition, int stages) {
   std::vector<StagePartition> parts;
   try {
     parts = partition.empty() ? balanced_partition(cfg, stages) : parse_layout(cfg, partition);

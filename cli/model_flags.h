@@ -42,6 +42,10 @@ struct ModelFlags {
   ScheduleBuilders schedule_builders(const GptConfig& cfg, const std::string& calibration = "") const;
 };
 
+// --partition LAYOUT for `stages` stages (UsageError naming the flag), or balanced by cost
+// when the layout is empty.
+std::vector<StagePartition> partition_flag(const GptConfig& cfg, const std::string& layout, int stages);
+
 // A calibration file (`paci calibrate --out`); UsageError naming the file when it is bad.
 Calibration load_calibration(const std::string& path);
 

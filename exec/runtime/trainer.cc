@@ -22,6 +22,7 @@
 #include "exec/model/llmc_checkpoint.h"
 #include "exec/runtime/checkpoint.h"
 #include "exec/runtime/evaluator.h"
+#include "schedules/files.h"
 
 namespace paci {
 namespace {
@@ -117,13 +118,11 @@ void check_output_file(const std::string& flag, const std::string& path) {
   fs::path parent = fs::absolute(path, ec).parent_path();
   if (!fs::is_directory(parent, ec))
     throw std::invalid_argument(fmt::format("{} {}: the folder {} does not exist", flag, path, parent.string()));
-  std::string probe = parent.string() + "/.paci-write-probe-XXXXXX";
-  int fd = ::mkstemp(probe.data());
-  if (fd < 0)
-    throw std::invalid_argument(fmt::format("{} {}: cannot write in {} ({})", flag, path, parent.string(),
-                                            std::strerror(errno)));
-  ::close(fd);
-  ::unlink(probe.c_str());
+  try {
+    check_output_writable(path, flag);  // the probe file (schedules/files.h)
+  } catch (const InputError& e) {
+    throw std::invalid_argument(e.what());
+  }
 }
 
 void check_outputs(const TrainOptions& opt) {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/model/error_of.h"
+
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -14,14 +16,7 @@
 namespace paci {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "";
-}
+using paci::testing::error_of;
 
 TEST(ConfigTest, Presets) {
   const GptConfig tiny = preset("tiny");

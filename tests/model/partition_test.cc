@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/model/error_of.h"
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -16,14 +18,7 @@
 namespace paci {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "";
-}
+using paci::testing::error_of;
 
 GptConfig blocks(int L) {
   GptConfig cfg = preset("tiny");

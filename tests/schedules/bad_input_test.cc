@@ -125,7 +125,6 @@ TEST(BadInput, JsonLibraryErrorsNameTheFileAndField) {
   expect_refused(fmt::format("show --file {}", file("sd.json", schedule_json("stage_device", "\"x\""))),
                  "sd.json: field \"stage_device\" must be an array of 2 integers");
   expect_refused(fmt::format("show --file {}", file("top.json", "[1, 2]")), "top.json: a paci schedule JSON is an object");
-  const std::string cost = R"({"format": "paci-cost", "version": 1, "default": {"f": 1, "b": 2}})";
   expect_refused(fmt::format("{} --cost-file {}", kSim, file("cost-overflow.json", R"({"format": "paci-cost", "version": 1, "default": {"f": 1e999}})")),
                  "cost-overflow.json: a number in the JSON is out of range");
   expect_refused(fmt::format("{} --cost-file {}", kSim, file("cost-format.json", R"({"format": 3, "version": 1})")),
@@ -136,7 +135,6 @@ TEST(BadInput, JsonLibraryErrorsNameTheFileAndField) {
                  "cost-desc.json: description: must be a string (got array)");
   expect_refused(fmt::format("{} --cost-file {}", kSim, file("cost-neg.json", R"({"format": "paci-cost", "version": 1, "default": {"f": -1}})")),
                  "cost-neg.json: default.f: must be a finite number >= 0 (got -1)");
-  (void)cost;
   expect_refused(fmt::format("{} --cost-file {}", kSim, file("cal-overflow.json", calibration("\"latency\": 0", "\"latency\": 1e999"))),
                  "cal-overflow.json: a number in the JSON is out of range");
   expect_refused(fmt::format("{} --cost-file {}", kSim, file("cal-version.json", calibration("\"version\": 1", "\"version\": \"x\""))),
