@@ -76,13 +76,23 @@ void add_calibrate_command(CLI::App& app) {
     // The calibration is written at the end of minutes of measuring: check the path first.
     check_output_writable(user_path(f->out), "--out");
     GptConfig cfg = f->model.config(true);
+    // --partition: the layout the user will run is measured as well (and printed).
+    std::vector<StagePartition> also;
+    if (!f->model.partition.empty()) {
+      also = partition_flag(cfg, f->model.partition, 0);
+      std::cout << "partition " << format_layout(also) << " (measured with the calibration runs)\n";
+    }
     Calibration c = calibrate_cpu(cfg, f->model.batch, f->model.seq_len(cfg), f->microbatches, f->steps, f->seed,
-                                  std::cout, dev);
+                                  std::cout, dev, also);
     write_file_atomic(user_path(f->out), calibration_to_json(c));
+    const PieceCost& a = c.attention;
+    const PieceCost& m = c.mlp;
     std::cout << fmt::format(
-        "per micro-batch of {}x{}: layer F {:.2f} ms, B {:.2f} ms (I {:.2f} + W {:.2f}); head F {:.2f} ms, B "
-        "{:.2f} ms; embedding F {:.2f} ms; stage overhead F {:.2f} ms\nwrote {}\n",
-        c.micro_batch, c.seq_len, 1e3 * c.layer.f, 1e3 * c.layer.b, 1e3 * c.layer.i, 1e3 * c.layer.w, 1e3 * c.head.f,
+        "per micro-batch of {}x{}: attention half F {:.2f} ms, B {:.2f} ms (I {:.2f} + W {:.2f}); MLP half F {:.2f} "
+        "ms, B {:.2f} ms (I {:.2f} + W {:.2f}); head F {:.2f} ms, B {:.2f} ms; embedding F {:.2f} ms; stage overhead F "
+        "{:.2f} ms\nwrote {}\n",
+        c.micro_batch, c.seq_len, 1e3 * a.f, 1e3 * a.b, 1e3 * a.i, 1e3 * a.w, 1e3 * m.f, 1e3 * m.b, 1e3 * m.i, 1e3 * m.w,
+        1e3 * c.head.f,
         1e3 * c.head.b, 1e3 * c.embedding.f, 1e3 * c.stage.f, f->out);
   });
 }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "cli/common.h"
+#include "cli/model_flags.h"
 #include "schedules/source.h"
 #include "sim/builders.h"
 #include "schedules/files.h"
@@ -26,9 +27,8 @@ void add_schedules_command(CLI::App& app) {
 namespace {
 
 struct ShowOptions {
-  std::string schedule, file, export_path, policy;
-  ScheduleParams params;
-  std::optional<int> virtual_stages, accum;
+  ScheduleFlags sched;
+  std::string export_path;
   int width = 160;
 };
 
@@ -39,47 +39,23 @@ void add_show_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "show", "Print a schedule's unit-time timeline and its per-stage facts (in-flight "
               "micro-batches, weight copies, drift, delay); export it as JSON or CSV");
-  cmd->add_option("--schedule", opt->schedule, "Schedule name (see `paci schedules`)");
-  cmd->add_option("--file", opt->file, "Load a schedule from .json or .csv (PyTorch action strings)");
-  cmd->add_option("--stages,-P", opt->params.stages, "Pipeline stages = devices P (>= 1)");
-  cmd->add_option("--microbatches,-M", opt->params.microbatches, "Micro-batches per step M (>= 1)");
-  cmd->add_option("--steps,-N", opt->params.steps, "Optimizer steps N (>= 1)")->capture_default_str();
-  cmd->add_option("--virtual,-v", opt->virtual_stages,
-                  "Virtual stages per device (interleaved-1f1b; default 2)");
-  cmd->add_option("--accum,-a", opt->accum,
-                  "paci: micro-batches per optimizer step of a stage (default M)");
-  cmd->add_option("--policy", opt->policy,
-                  "Weight policy of a CSV file: current, stash or double-buffer (default current)");
+  opt->sched.schedule = "";
+  opt->sched.stages = opt->sched.microbatches = 0;  // required with --schedule
+  opt->sched.steps = 1;
+  opt->sched.add_to(cmd, "Schedule name (see `paci schedules`; zb-1p/zb-2p from the uniform costs f=1, b=2)");
   cmd->add_option("--export", opt->export_path, "Write the schedule to FILE.json or FILE.csv");
   cmd->add_option("--width", opt->width, "Time units of the timeline to draw")->capture_default_str();
   cmd->callback([opt] {
-    Schedule s;
-    if (!opt->file.empty() == !opt->schedule.empty())
-      throw UsageError("give exactly one of --schedule NAME or --file FILE");
+    const ScheduleFlags& f = opt->sched;
+    if (f.file.empty() == f.schedule.empty()) throw UsageError("give exactly one of --schedule NAME or --file FILE");
     if (opt->width < 1 || opt->width > 100000)
       throw UsageError(fmt::format("--width must be in 1..100000 (got {})", opt->width));
     if (!opt->export_path.empty()) check_output_writable(user_path(opt->export_path), "--export");
-    if (!opt->file.empty()) {
-      CsvHints hints;
-      if (!opt->policy.empty()) {
-        hints.policy = parse_policy(opt->policy);
-        if (!hints.policy)
-          throw UsageError(fmt::format("--policy: unknown weight policy '{}' (allowed: current, "
-                                       "stash, double-buffer)", opt->policy));
-      }
-      if (opt->params.microbatches > 0) hints.microbatches = opt->params.microbatches;
-      s = load_schedule(user_path(opt->file), hints);
-    } else {
-      if (opt->params.stages == 0 && opt->params.microbatches == 0)
-        throw UsageError("--stages and --microbatches are required with --schedule");
-      opt->params.virtual_stages = opt->virtual_stages;
-      opt->params.accum = opt->accum;
-      // zb-1p / zb-2p need durations: here the uniform f=1, b=2 (i = w = 1) of the timeline.
-      ScheduleRequest req;
-      req.name = opt->schedule;
-      req.params = opt->params;
-      s = get_schedule(req, simulator_builders([](int) { return parse_uniform_cost("f=1,b=2"); }));
-    }
+    if (f.file.empty() && f.stages == 0 && f.microbatches == 0)
+      throw UsageError("--stages and --microbatches are required with --schedule");
+    // zb-1p / zb-2p need durations: here the uniform f=1, b=2 (i = w = 1) of the timeline.
+    const Schedule s =
+        get_schedule(f.request(), simulator_builders([](int) { return parse_uniform_cost("f=1,b=2"); }));
     Analysis a = validate(s);
     // A schedule PyTorch's CSV cannot hold is refused before anything is printed or written.
     const std::string& ex = opt->export_path;

@@ -35,8 +35,8 @@ namespace {
 using nlohmann::json;
 
 struct SimFlags {
-  std::string schedule, compare, file;
-  int stages = 0, microbatches = 0, steps = 4, virtual_stages = 0, accum = 0;
+  ScheduleFlags sched;  // --schedule/--file, -P, -M, -N, -v, -a (cli/model_flags.h)
+  std::string compare;
   std::string cost, cost_file, model, device = "h100", precision = "bf16", partition;
   int mb_size = 8;
   std::optional<double> link_bw, link_latency, efficiency;
@@ -142,26 +142,14 @@ Outcome run_one(const std::string& name_in, const SimFlags& flags, bool quiet) {
   std::string name = name_in;
   if (name == "paci-dynamic") name = "paci", f.dynamic = true;
   Outcome out;
-  ScheduleParams p;
-  p.stages = f.stages;
-  p.microbatches = f.microbatches;
-  p.steps = f.steps;
-  if (f.virtual_stages > 0 && name == "interleaved-1f1b") p.virtual_stages = f.virtual_stages;
-  if (f.accum > 0 && name == "paci") p.accum = f.accum;
   SimOptions so;
   so.jitter = f.jitter;
   so.seed = f.seed;
   so.stragglers = parse_stragglers(f);
   // The schedule from its source (schedules/source.h); zb-1p / zb-2p are built from this
   // command's cost model.
-  ScheduleRequest req;
-  req.params = p;
-  if (!f.file.empty()) {
-    req.file = user_path(f.file);
-    if (f.microbatches > 0) req.hints.microbatches = f.microbatches;
-  } else {
-    req.name = name;
-  }
+  // In a --compare list each generator gets only the parameters it uses.
+  const ScheduleRequest req = f.compare.empty() ? f.sched.request() : f.sched.request_for(name);
   const ScheduleBuilders builders = simulator_builders([&f](int stages) { return make_cost(f, stages); },
                                                        f.memory_limit * (1ull << 30), so);
   Schedule s;
@@ -407,11 +395,11 @@ void run_sweep(const std::vector<std::string>& names, const SimFlags& base) {
   size_t done = 0, total = values.size() * names.size();
   for (int v : values) {
     SimFlags f = base;
-    if (key == "microbatches") f.microbatches = v;
-    else if (key == "stages") f.stages = v;
-    else if (key == "steps") f.steps = v;
-    else if (key == "accum") f.accum = v;
-    else if (key == "virtual") f.virtual_stages = v;
+    if (key == "microbatches") f.sched.microbatches = v;
+    else if (key == "stages") f.sched.stages = v;
+    else if (key == "steps") f.sched.steps = v;
+    else if (key == "accum") f.sched.accum = v;
+    else if (key == "virtual") f.sched.virtual_stages = v;
     else f.mb_size = v;
     for (const auto& name : names) {
       std::cerr << fmt::format("[{}/{}] {}={} {}\n", ++done, total, key, v, name);
@@ -431,15 +419,16 @@ void run_sweep(const std::vector<std::string>& names, const SimFlags& base) {
 }
 
 void run_sim(const SimFlags& f) {
-  int modes = !f.schedule.empty() + !f.compare.empty() + !f.file.empty();
+  const ScheduleFlags& sf = f.sched;
+  int modes = !sf.schedule.empty() + !f.compare.empty() + !sf.file.empty();
   if (modes != 1) throw UsageError("give exactly one of --schedule NAME, --compare A,B,... or --file FILE");
   std::vector<std::string> names;
-  if (!f.schedule.empty()) names = {f.schedule};
+  if (!sf.schedule.empty()) names = {sf.schedule};
   else if (!f.compare.empty()) names = parse_compare_list(f.compare);
   else names = {"(file)"};
   if (names.empty()) throw UsageError("--compare: give schedule names separated by commas");
   for (const auto& n : names)
-    if (f.file.empty() && !find_schedule(n) && n != "paci-dynamic") {
+    if (sf.file.empty() && !find_schedule(n) && n != "paci-dynamic") {
       std::string all;
       for (const auto& i : schedule_catalog()) all += (all.empty() ? "" : ", ") + i.name;
       throw UsageError(fmt::format("unknown schedule '{}' (allowed: {}, paci-dynamic)", excerpt(n), all));
@@ -447,10 +436,10 @@ void run_sim(const SimFlags& f) {
   {
     // A swept parameter need not be given.
     std::string swept = f.sweep.empty() ? "" : parse_sweep(f.sweep).first;
-    if (f.file.empty() && ((f.stages < 1 && swept != "stages") || (f.microbatches < 1 && swept != "microbatches")))
+    if (sf.file.empty() && ((sf.stages < 1 && swept != "stages") || (sf.microbatches < 1 && swept != "microbatches")))
       throw UsageError("--stages and --microbatches are required (>= 1)");
   }
-  if (f.steps < 1) throw UsageError(fmt::format("--steps must be >= 1 (got {})", f.steps));
+  if (sf.steps < 1) throw UsageError(fmt::format("--steps must be >= 1 (got {})", sf.steps));
   if (!(f.jitter >= 0 && f.jitter <= kMaxJitter))
     throw UsageError(fmt::format("--jitter must be in 0..{} (a log-normal sigma; got {})", kMaxJitter, f.jitter));
   if (!(f.memory_limit >= 0) || !std::isfinite(f.memory_limit))
@@ -477,7 +466,7 @@ void run_sim(const SimFlags& f) {
         for (const auto& n : names) check_output_writable(user_path(per_schedule(*path, n, many)), flag);
   }
   if (!f.sweep.empty()) {
-    if (!f.file.empty()) throw UsageError("--sweep generates schedules: use --schedule or --compare");
+    if (!sf.file.empty()) throw UsageError("--sweep generates schedules: use --schedule or --compare");
     run_sweep(names, f);
     return;
   }
@@ -495,15 +484,12 @@ void add_sim_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "sim", "Simulate schedules with a cost model: step time, throughput, bubbles, memory, drift; "
              "compare, sweep, and write JSON, Perfetto traces and SVG timelines");
-  cmd->add_option("--schedule", f->schedule, "Schedule name (see `paci schedules`; zb-1p/zb-2p are built here)");
+  f->sched.schedule = "";
+  f->sched.stages = f->sched.microbatches = 0;  // required
+  f->sched.steps = 4;                           // enough for the steady state of most schedules
+  f->sched.add_to(cmd, "Schedule name (see `paci schedules`; zb-1p/zb-2p are built from the cost model here)");
   cmd->add_option("--compare", f->compare,
                   "Schedules to compare, e.g. gpipe,1f1b,paci,zb-1p,zb-2p (paci-dynamic: paci under the runtime policy)");
-  cmd->add_option("--file", f->file, "Simulate a schedule file (.json or .csv)");
-  cmd->add_option("--stages,-P", f->stages, "Pipeline stages = devices P");
-  cmd->add_option("--microbatches,-M", f->microbatches, "Micro-batches per step M");
-  cmd->add_option("--steps,-N", f->steps, "Optimizer steps N")->capture_default_str();
-  cmd->add_option("--virtual,-v", f->virtual_stages, "Virtual stages per device (interleaved-1f1b; default 2)");
-  cmd->add_option("--accum,-a", f->accum, "paci: micro-batches per local optimizer step (default M)");
   cmd->add_option("--cost", f->cost,
                   "Uniform costs of one device's share of the model, e.g. f=1,b=2,w=1,opt=0.1,comm=0.05 (keys "
                   "f,b,i,w,opt,comm,bw,msg,act,ifree,weights,grads,optstate; default f=1,b=2); interleaved "

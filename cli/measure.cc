@@ -1,5 +1,6 @@
 #include "cli/measure.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -58,16 +59,18 @@ std::vector<StageComposition> compositions(const std::vector<StagePartition>& pa
 }
 
 Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, uint64_t seed, std::ostream& log,
-                          const ExecDevice& device) {
-  const int L = model.layers;
+                          const ExecDevice& device, const std::vector<StagePartition>& also) {
+  const int L = model.layers, U = 2 * L + 2;
   std::vector<std::vector<StagePartition>> parts = {partition_from_layers(model, {0, L, 0}),
                                                     partition_from_layers(model, {L})};
+  if (L >= 1) parts.push_back(partition_from_units(model, {0, 2, U}));  // E + block 0's attention | the rest
+  if (!also.empty() && std::find(parts.begin(), parts.end(), also) == parts.end()) parts.push_back(also);
   std::vector<MeasuredRun> runs;
   std::vector<CalibrationRun> fit_runs;
   for (const auto& part : parts) {
     const int S = static_cast<int>(part.size());
     log << fmt::format("calibrate: measuring {} stage{}, partition {} ({} micro-batches of {}x{}, {} steps)...\n", S,
-                       S > 1 ? "s: embedding | layers | head" : ": the whole model", format_layout(part), M, B, T, N);
+                       S > 1 ? "s" : "", format_layout(part), M, B, T, N);
     runs.push_back(measure(calibration_schedule(S, M, N), model, part, B, T, seed, device));
   }
   for (size_t k = 0; k < parts.size(); ++k) {

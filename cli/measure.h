@@ -30,9 +30,11 @@ Schedule calibration_schedule(int stages, int M, int N);
 
 std::vector<StageComposition> compositions(const std::vector<StagePartition>& partition);
 
-// Two runs on this machine (layers 0,L,0 on three stages, and all layers on one stage), fitted
-// into per-piece costs; transfer bandwidth from timing a copy of one activation message.
+// Runs on this machine whose stages separate the pieces (layouts E,L,H; E+L+H; and one that
+// splits block 0 between its halves, E+0.5,(L-0.5)+H), plus `also` (a partition the user will
+// run, measured too) when given, fitted into per-piece costs; transfer bandwidth from timing
+// a copy of one activation message.
 Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, uint64_t seed, std::ostream& log,
-                          const ExecDevice& device = {});
+                          const ExecDevice& device = {}, const std::vector<StagePartition>& also = {});
 
 }  // namespace paci::cli

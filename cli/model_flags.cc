@@ -106,7 +106,7 @@ std::vector<StagePartition> partition_flag(const GptConfig& cfg, const std::stri
     // The layout parser may quote the entry it rejects: keep the message one short line.
     throw UsageError(fmt::format("{}: {}", partition.empty() ? "--stages" : "--partition", excerpt(why, 300)));
   }
-  if (static_cast<int>(parts.size()) != stages)
+  if (stages > 0 && static_cast<int>(parts.size()) != stages)
     throw UsageError(fmt::format("--partition has {} entries, the schedule has {} stages", parts.size(), stages));
   return parts;
 }
@@ -148,23 +148,42 @@ ScheduleBuilders ModelFlags::schedule_builders(const GptConfig& cfg, const std::
   return simulator_builders(cost);
 }
 
-void ScheduleFlags::add_to(CLI::App* cmd) {
-  cmd->add_option("--schedule", schedule, "Schedule name (see `paci schedules`; zb-1p, zb-2p and paci-dynamic are built "
-                                          "from the analytic model of the trained model)")->capture_default_str();
+void ScheduleFlags::add_to(CLI::App* cmd, const std::string& schedule_help) {
+  auto* sched = cmd->add_option("--schedule", schedule,
+                                schedule_help.empty() ? "Schedule name (see `paci schedules`; zb-1p, zb-2p and "
+                                                        "paci-dynamic are built from the analytic model of the "
+                                                        "trained model)"
+                                                      : schedule_help);
+  if (!schedule.empty()) sched->capture_default_str();
   cmd->add_option("--file", file, "A schedule file instead of --schedule: CSV (PyTorch action strings) or JSON "
                                   "(paci show --export, paci sim --export); --steps defaults to the file's");
-  cmd->add_option("--stages,-P", stages, "Pipeline stages = devices")->capture_default_str();
-  microbatches_opt =
-      cmd->add_option("--microbatches,-M", microbatches, "Micro-batches per optimizer step")->capture_default_str();
-  steps_opt = cmd->add_option("--steps,-N", steps, "Optimizer steps (global batches of M micro-batches)")
+  cmd->add_option("--policy", policy,
+                  "Weight policy of a CSV --file: current, stash or double-buffer (default current)");
+  cmd->add_option("--backward", backward,
+                  "Backward semantics of a schedule whose backward uses the current weights (paci, 1f1b, "
+                  "...): current (default), forward (matmul input gradients with the forward's weights, as "
+                  "under bf16 autocast; LayerNorm current; a weight copy per version in flight) or recompute "
+                  "(the stage forward rerun with the current weights before each B; only stage inputs kept)");
+  auto* p = cmd->add_option("--stages,-P", stages, "Pipeline stages = devices P (>= 1)");
+  microbatches_opt = cmd->add_option("--microbatches,-M", microbatches, "Micro-batches per optimizer step M (>= 1)");
+  if (stages > 0) p->capture_default_str();
+  if (microbatches > 0) microbatches_opt->capture_default_str();
+  steps_opt = cmd->add_option("--steps,-N", steps, "Optimizer steps N (global batches of M micro-batches)")
                   ->capture_default_str();
-  cmd->add_option("--virtual,-v", virtual_stages, "Virtual stages per device (interleaved-1f1b)");
+  cmd->add_option("--virtual,-v", virtual_stages, "Virtual stages per device (interleaved schedules; default 2)");
   cmd->add_option("--accum,-a", accum, "paci: micro-batches per update of a stage (default M)");
 }
 
 ScheduleRequest ScheduleFlags::request() const {
   ScheduleRequest r;
   r.params = params();
+  if (!backward.empty()) {
+    r.backward = parse_policy(backward);
+    if (!r.backward || (*r.backward != WeightPolicy::kCurrent && *r.backward != WeightPolicy::kForward &&
+                        *r.backward != WeightPolicy::kRecompute))
+      throw UsageError(fmt::format("--backward: unknown backward semantics '{}' (allowed: current, forward, "
+                                   "recompute)", excerpt(backward)));
+  }
   if (file.empty()) {
     r.name = schedule;
     return r;
@@ -172,7 +191,22 @@ ScheduleRequest ScheduleFlags::request() const {
   r.file = user_path(file);
   r.params.steps = steps_opt && steps_opt->count() ? steps : 0;  // 0: the file's
   if (microbatches_opt && microbatches_opt->count()) r.hints.microbatches = microbatches;
+  if (!policy.empty()) {
+    r.hints.policy = parse_policy(policy);
+    if (!r.hints.policy)
+      throw UsageError(fmt::format("--policy: unknown weight policy '{}' (allowed: current, stash, double-buffer)",
+                                   excerpt(policy)));
+  }
   return r;
+}
+
+ScheduleRequest ScheduleFlags::request_for(const std::string& name) const {
+  ScheduleFlags f = *this;
+  f.schedule = name;
+  const ScheduleInfo* info = find_schedule(name);
+  if (!info || !info->uses_virtual) f.virtual_stages.reset();
+  if (!info || !info->uses_accum) f.accum.reset();
+  return f.request();
 }
 
 ScheduleParams ScheduleFlags::params() const {

@@ -42,26 +42,33 @@ struct ModelFlags {
   ScheduleBuilders schedule_builders(const GptConfig& cfg, const std::string& calibration = "") const;
 };
 
-// --partition LAYOUT for `stages` stages (UsageError naming the flag), or balanced by cost
-// when the layout is empty.
+// --partition LAYOUT for `stages` stages (any number when 0; UsageError naming the flag), or
+// balanced by cost when the layout is empty.
 std::vector<StagePartition> partition_flag(const GptConfig& cfg, const std::string& layout, int stages);
 
 // A calibration file (`paci calibrate --out`); UsageError naming the file when it is bad.
 Calibration load_calibration(const std::string& path);
 
+// The schedule flags of `show`, `sim`, `train` and `compare`, defined once. Each command sets
+// its defaults before add_to (`sim` needs -P and -M; `train` runs 20 steps, `sim` 4, `compare` 6,
+// `show` 1), and the help text shows them.
 struct ScheduleFlags {
   std::string schedule = "1f1b";
-  std::string file;  // --file: a schedule file (CSV / JSON) instead of --schedule
+  std::string file;    // --file: a schedule file (CSV / JSON) instead of --schedule
+  std::string policy;  // --policy: the weight policy of a CSV file (CSV has none)
+  std::string backward;  // --backward: current, forward or recompute (empty: the schedule's)
   int stages = 1, microbatches = 4, steps = 20;
   std::optional<int> virtual_stages, accum;
   CLI::Option* steps_opt = nullptr;
   CLI::Option* microbatches_opt = nullptr;
 
-  void add_to(CLI::App* cmd);
+  void add_to(CLI::App* cmd, const std::string& schedule_help = "");
   ScheduleParams params() const;
-  // The schedule source: --file (its own steps unless --steps is given; -M a CSV hint), or the
-  // generator --schedule with the parameters.
+  // The schedule source: --file (its own steps unless --steps is given; -M and --policy hints
+  // for a CSV), or the generator --schedule with the parameters.
   ScheduleRequest request() const;
+  // The same for another generator `name` (sim --compare), given only the parameters it uses.
+  ScheduleRequest request_for(const std::string& name) const;
 };
 
 }  // namespace paci::cli

@@ -20,7 +20,7 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-constexpr int kPieces = 4;  // stage, embedding, layer, head
+constexpr int kPieces = 5;  // stage, embedding, attention half, MLP half, head
 using Row = std::array<double, kPieces>;
 
 // Least squares y = X beta over the pieces in `free` (the others fixed at 0), through the
@@ -58,20 +58,31 @@ bool least_squares(const std::vector<Row>& X, const std::vector<double>& y, unsi
 // head made its layer cost negative), so: the plain least-squares fit if it is non-negative,
 // else the best fit among those with some pieces fixed at 0 (all 2^4 subsets are tried: the
 // exact NNLS solution). Throws if the rows do not determine every piece.
-Row fit(const std::vector<Row>& X, const std::vector<double>& y, const char* what) {
-  constexpr unsigned kAll = (1u << kPieces) - 1;
+Row fit(const std::vector<Row>& rows, const std::vector<double>& y, const char* what) {
+  // Runs that never split a block cannot tell the halves apart: fit the cost of a half of a
+  // whole block (both halves in the attention column, the MLP column unused) and give it to both.
+  bool separable = false;
+  for (const Row& r : rows) separable = separable || r[2] != r[3];
+  std::vector<Row> X = rows;
+  if (!separable)
+    for (Row& r : X) r[2] += r[3], r[3] = 0;
+  const unsigned kAll = separable ? (1u << kPieces) - 1 : ((1u << kPieces) - 1) & ~(1u << 3);
+  auto result = [&](Row b) {
+    if (!separable) b[3] = b[2];
+    return b;
+  };
   Row beta;
   if (!least_squares(X, y, kAll, beta))
     throw CalibrationError(fmt::format(
         "calibration: the measured stages do not separate the per-stage part, the embedding, the "
-        "layers and the head for {} (measure stages of different compositions, e.g. layers 0,L,0 and "
-        "all layers on one stage)", what));
+        "blocks and the head for {} (measure stages of different compositions, e.g. the layouts E,L,H "
+        "and E+L+H)", what));
   auto feasible = [](const Row& b) {
     for (double v : b)
       if (v < 0) return false;
     return true;
   };
-  if (feasible(beta)) return beta;
+  if (feasible(beta)) return result(beta);
   auto residual = [&](const Row& b) {
     double r2 = 0;
     for (size_t r = 0; r < X.size(); ++r) {
@@ -84,14 +95,16 @@ Row fit(const std::vector<Row>& X, const std::vector<double>& y, const char* wha
   Row best{};  // all zero: always feasible
   double best_r2 = residual(best);
   for (unsigned free = 1; free < kAll; ++free) {
+    if (free & ~kAll) continue;
     Row b;
     if (least_squares(X, y, free, b) && feasible(b) && residual(b) < best_r2) best = b, best_r2 = residual(b);
   }
-  return best;
+  return result(best);
 }
 
 Row row(const StageComposition& s) {
-  return {1.0, s.embedding ? 1.0 : 0.0, s.blocks(), s.head ? 1.0 : 0.0};
+  return {1.0, s.embedding ? 1.0 : 0.0, static_cast<double>(s.attention_halves()),
+          static_cast<double>(s.mlp_halves()), s.head ? 1.0 : 0.0};
 }
 
 }  // namespace
@@ -131,7 +144,7 @@ Calibration fit_calibration(const std::vector<CalibrationRun>& runs) {
   c.source = t0.cost;
   c.micro_batch = static_cast<int>(t0.samples_per_microbatch);
   c.seq_len = t0.samples_per_microbatch > 0 ? static_cast<int>(t0.tokens_per_microbatch / t0.samples_per_microbatch) : 0;
-  PieceCost* pieces[kPieces] = {&c.stage, &c.embedding, &c.layer, &c.head};
+  PieceCost* pieces[kPieces] = {&c.stage, &c.embedding, &c.attention, &c.mlp, &c.head};
   std::array<double PieceCost::*, 4> field = {&PieceCost::f, &PieceCost::b, &PieceCost::i, &PieceCost::w};
   const char* names[4] = {"F", "B", "I", "W"};
   for (int k = 0; k < 4; ++k) {
@@ -161,11 +174,12 @@ CostModel cost_for_partition(const Calibration& c, const std::vector<StageCompos
   m.memory_unit = "B";
   for (const StageComposition& s : stages) {
     auto sum = [&](double PieceCost::*f) {
-      return std::max(0.0, c.stage.*f + (s.embedding ? c.embedding.*f : 0) + s.blocks() * c.layer.*f +
-                               (s.head ? c.head.*f : 0));
+      return std::max(0.0, c.stage.*f + (s.embedding ? c.embedding.*f : 0) + s.attention_halves() * c.attention.*f +
+                               s.mlp_halves() * c.mlp.*f + (s.head ? c.head.*f : 0));
     };
     auto raw = [&](double PieceCost::*f) {
-      return c.stage.*f + (s.embedding ? c.embedding.*f : 0) + s.blocks() * c.layer.*f + (s.head ? c.head.*f : 0);
+      return c.stage.*f + (s.embedding ? c.embedding.*f : 0) + s.attention_halves() * c.attention.*f +
+             s.mlp_halves() * c.mlp.*f + (s.head ? c.head.*f : 0);
     };
     if (!(raw(&PieceCost::f) > 0) || !(raw(&PieceCost::b) > 0) || !std::isfinite(raw(&PieceCost::f)) ||
         !std::isfinite(raw(&PieceCost::b)))
@@ -193,7 +207,21 @@ CostModel cost_for_partition(const Calibration& c, const std::vector<StageCompos
 }
 
 StageComposition composition_of(const StagePartition& p) {
-  return {p.has_embedding, p.whole_layers(), p.has_head, p.split_halves()};
+  StageComposition c;
+  c.embedding = p.has_embedding;
+  c.layers = p.whole_layers();
+  c.head = p.has_head;
+  c.mlp_first = p.starts_with_mlp;
+  c.attention_last = p.ends_with_attention;
+  return c;
+}
+
+PieceCost Calibration::layer() const {
+  PieceCost p;
+  for (double PieceCost::*f : {&PieceCost::f, &PieceCost::b, &PieceCost::i, &PieceCost::w,
+                               &PieceCost::activation_bytes, &PieceCost::params})
+    p.*f = attention.*f + mlp.*f;
+  return p;
 }
 
 std::vector<StagePartition> balanced_partition(const Calibration& c, int S) {
@@ -206,7 +234,7 @@ std::vector<StagePartition> balanced_partition(const Calibration& c, int S) {
   auto fb = [](const PieceCost& p) { return p.f + p.b; };
   std::vector<UnitCost> units(U);
   units[0].time = fb(c.embedding);
-  for (int u = 1; u + 1 < U; ++u) units[u].time = fb(c.layer) / 2;
+  for (int u = 1; u + 1 < U; ++u) units[u].time = fb(u % 2 ? c.attention : c.mlp);  // units 1, 3, ...: attention
   units[U - 1].time = fb(c.head);
   GptConfig shape;
   shape.layers = L;
@@ -238,7 +266,7 @@ json piece_json(const PieceCost& p) {
 std::string calibration_to_json(const Calibration& c) {
   json j;
   j["format"] = "paci-calibration";
-  j["version"] = 1;
+  j["version"] = 2;
   j["source"] = c.source;
   j["micro_batch"] = c.micro_batch;
   j["seq_len"] = c.seq_len;
@@ -246,7 +274,8 @@ std::string calibration_to_json(const Calibration& c) {
   j["boundary_bytes"] = c.boundary_bytes;
   j["stage"] = piece_json(c.stage);
   j["embedding"] = piece_json(c.embedding);
-  j["layer"] = piece_json(c.layer);
+  j["attention"] = piece_json(c.attention);
+  j["mlp"] = piece_json(c.mlp);
   j["head"] = piece_json(c.head);
   j["opt_seconds_per_param"] = c.opt_seconds_per_param;
   j["latency"] = c.latency;
@@ -276,8 +305,8 @@ Calibration calibration_from_json_checked(std::string_view text, const std::stri
   if (!j.is_object() || !j.contains("format") || j["format"] != "paci-calibration")
     throw CalibrationError(fmt::format("{}: not a paci calibration (expected \"format\": \"paci-calibration\"; "
                                        "write one with `paci calibrate`)", source));
-  if (!j.contains("version") || j["version"] != 1)
-    throw CalibrationError(fmt::format("{}: calibration version {} is not supported (this paci reads 1)", source,
+  if (!j.contains("version") || (j["version"] != 1 && j["version"] != 2))
+    throw CalibrationError(fmt::format("{}: calibration version {} is not supported (this paci reads 1 and 2)", source,
                                        j.contains("version") ? excerpt(j["version"].dump()) : "(none)"));
   // Fitted piece costs may be slightly negative (a stage's sum is clamped at 0); totals not.
   auto num = [&](const json& o, const char* key, const std::string& where, bool signed_ok = false) {
@@ -332,12 +361,20 @@ Calibration calibration_from_json_checked(std::string_view text, const std::stri
   c.boundary_bytes = num(j, "boundary_bytes", "");
   c.stage = piece("stage");
   c.embedding = piece("embedding");
-  c.layer = piece("layer");
+  if (j["version"] == 1) {  // one piece per block: each half costs half of it
+    const PieceCost l = piece("layer");
+    for (double PieceCost::*f : {&PieceCost::f, &PieceCost::b, &PieceCost::i, &PieceCost::w,
+                                 &PieceCost::activation_bytes, &PieceCost::params})
+      c.attention.*f = c.mlp.*f = l.*f / 2;
+  } else {
+    c.attention = piece("attention");
+    c.mlp = piece("mlp");
+  }
   c.head = piece("head");
   // Fitted pieces may be negative, but the whole model must cost something (stages are
   // checked again when a partition is built).
-  const double whole_f = c.stage.f + c.embedding.f + c.layers * c.layer.f + c.head.f;
-  const double whole_b = c.stage.b + c.embedding.b + c.layers * c.layer.b + c.head.b;
+  const double whole_f = c.stage.f + c.embedding.f + c.layers * c.layer().f + c.head.f;
+  const double whole_b = c.stage.b + c.embedding.b + c.layers * c.layer().b + c.head.b;
   if (!(whole_f > 0) || !(whole_b > 0))
     throw CalibrationError(fmt::format("{}: the whole model on one stage would take F = {} s, B = {} s: a "
                                        "calibration's costs must be > 0 (re-measure with `paci calibrate`)",

@@ -19,20 +19,21 @@
 
 namespace paci {
 
-// What a stage holds: the embedding, `layers` whole blocks, `halves` halves of blocks split
-// with a neighbouring stage (an MLP half at the start, an attention half at the end: 0..2),
-// the head. Calibrations measure whole layers; a half costs half a layer (attention and MLP
-// halves are not calibrated apart).
+// What a stage holds: the embedding, `layers` whole blocks, the MLP half of a block split with
+// the previous stage (`mlp_first`), the attention half of a block split with the next stage
+// (`attention_last`), the head. Attention and MLP halves are calibrated apart.
 struct StageComposition {
   bool embedding = false;
   int layers = 0;
   bool head = false;
-  int halves = 0;
-  double blocks() const { return layers + 0.5 * halves; }
+  bool mlp_first = false, attention_last = false;
+  int attention_halves() const { return layers + attention_last; }
+  int mlp_halves() const { return layers + mlp_first; }
+  int halves() const { return mlp_first + attention_last; }  // of split blocks
+  double blocks() const { return layers + 0.5 * halves(); }
 };
 // The composition of an executor stage.
 StageComposition composition_of(const StagePartition& p);
-
 // Costs of one piece for one micro-batch (seconds, bytes).
 struct PieceCost {
   double f = 0, b = 0, i = 0, w = 0;
@@ -45,7 +46,9 @@ struct Calibration {
   int micro_batch = 1, seq_len = 1;
   int layers = 0;              // transformer layers of the calibrated model
   double boundary_bytes = 0;   // activation (and gradient) message between stages
-  PieceCost stage, embedding, layer, head;  // stage: what every stage pays once
+  // stage: what every stage pays once; attention and mlp: the two halves of a block.
+  PieceCost stage, embedding, attention, mlp, head;
+  PieceCost layer() const;  // a whole block: attention + mlp
   double opt_seconds_per_param = 0;
   double latency = 0, bandwidth = 0;  // transfers between stages
   double bytes_per_param = 4;         // weights; gradients the same; AdamW state twice that
@@ -58,9 +61,11 @@ class CalibrationError : public std::invalid_argument {
 
 // Fits the piece costs from measured runs: the median F, B, I, W of every stage of every
 // run (a stage without an action kind is skipped for that kind), then per kind a
-// least-squares fit of  cost = stage + [embedding] + layers x layer + [head]  over all
-// stages of all runs. The compositions must separate the four pieces (e.g. one run with
-// layers 0,L,0 and one with all layers on one stage); otherwise throws CalibrationError.
+// non-negative least-squares fit of
+//   cost = stage + [embedding] + attention halves x attention + MLP halves x mlp + [head]
+// over all stages of all runs. The compositions must separate the pieces (e.g. runs with
+// layouts E,L,H and E+L+H, and one that splits a block: E+0.5,(L-0.5)+H); otherwise throws
+// CalibrationError. Runs that never split a block fit a whole layer and give each half half of it.
 // OPT: seconds per parameter, fitted over stages. Sizes per stage (activation bytes,
 // parameters) come from the caller, who knows the model, and are fitted the same way.
 struct StageSizes {
@@ -79,7 +84,7 @@ CostModel cost_for_partition(const Calibration& c, const std::vector<StageCompos
 // The partition (embedding first, head last; stages may split a block between its halves,
 // and may be embedding- or head-only) that minimises the slowest stage's F + B under the
 // calibration's costs: min_max_partition (exec/model/partition.h) over the 2L + 2 units, each
-// half of a block costing half a calibrated layer. Throws CalibrationError if stages is not in
+// half of a block at its own calibrated cost. Throws CalibrationError if stages is not in
 // 1..2L + 2.
 std::vector<StagePartition> balanced_partition(const Calibration& c, int stages);
 // The same as compositions.
@@ -89,7 +94,8 @@ std::vector<StageComposition> balanced_compositions(const Calibration& c, int st
 // `stages` balanced stages; anything else is read as a per-stage paci-cost file.
 bool is_calibration(std::string_view text);
 
-// JSON file, format "paci-calibration" version 1. Errors (CalibrationError) name the file and
+// JSON file, format "paci-calibration" version 2 (version 1, with one "layer" piece, is read
+// with each half costing half a layer). Errors (CalibrationError) name the file and
 // field. Counts are integers: micro_batch 1..kMaxCalibrationMicroBatch, seq_len
 // 1..kMaxCalibrationSeqLen, layers 0..kMaxCalibrationLayers; every number is finite and at most
 // 1e18 in magnitude; totals (boundary bytes, optimizer, latency, bandwidth, bytes per parameter)

@@ -1,7 +1,10 @@
 // Calibration: a synthetic trace with known per-piece durations is recovered exactly; the
 // calibration read back from JSON predicts the same as the one written; the calibration
 // schedule validates.
+#include <array>
 #include <cmath>
+
+#include <nlohmann/json.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -18,12 +21,21 @@ namespace {
 struct Truth {
   double stage[4] = {0.001, 0.002, 0.0015, 0.0005};  // F, B, I, W
   double emb[4] = {0.0005, 0.0004, 0.0003, 0.0001};
-  double layer[4] = {0.010, 0.020, 0.012, 0.008};
+  double attn[4] = {0.004, 0.008, 0.005, 0.003};  // the two halves of a block differ
+  double mlp[4] = {0.006, 0.012, 0.007, 0.005};
   double head[4] = {0.030, 0.050, 0.030, 0.020};
+  double layer(int k) const { return attn[k] + mlp[k]; }
   double cost(const StageComposition& s, int k) const {
-    return stage[k] + (s.embedding ? emb[k] : 0) + s.layers * layer[k] + (s.head ? head[k] : 0);
+    return stage[k] + (s.embedding ? emb[k] : 0) + s.attention_halves() * attn[k] + s.mlp_halves() * mlp[k] +
+           (s.head ? head[k] : 0);
   }
 };
+
+StageComposition comp(bool e, int layers, bool h, bool mlp_first = false, bool attention_last = false) {
+  StageComposition c;
+  c.embedding = e, c.layers = layers, c.head = h, c.mlp_first = mlp_first, c.attention_last = attention_last;
+  return c;
+}
 
 // A trace of one device running the given stages: every (stage, kind) appears a few times
 // with the true duration (and the median must ignore one outlier each).
@@ -53,27 +65,61 @@ Trace synthetic_trace(const std::vector<StageComposition>& comp, const Truth& tr
 
 TEST(Calibration, RecoversKnownPieceDurations) {
   Truth truth;
-  std::vector<StageComposition> three = {{true, 0, false}, {false, 4, false}, {false, 0, true}};
-  std::vector<StageComposition> one = {{true, 4, true}};
-  Trace a = synthetic_trace(three, truth), b = synthetic_trace(one, truth);
-  std::vector<StageSizes> sa = {{100, 10}, {1000, 400}, {300, 50}}, sb = {{1300, 460}};
-  Calibration c = fit_calibration({{&a, three, sa}, {&b, one, sb}});
-  const PieceCost* got[4] = {&c.stage, &c.embedding, &c.layer, &c.head};
-  const double* want[4] = {truth.stage, truth.emb, truth.layer, truth.head};
+  // The calibration's runs: E,4,H; E+4+H; and E+0.5,3.5+H (block 0 split between its halves).
+  std::vector<StageComposition> three = {comp(true, 0, false), comp(false, 4, false), comp(false, 0, true)};
+  std::vector<StageComposition> one = {comp(true, 4, true)};
+  std::vector<StageComposition> split = {comp(true, 0, false, false, true), comp(false, 3, true, true, false)};
+  Trace a = synthetic_trace(three, truth), b = synthetic_trace(one, truth), d = synthetic_trace(split, truth);
+  std::vector<StageSizes> sa = {{100, 10}, {1000, 400}, {300, 50}}, sb = {{1300, 460}}, sd = {{170, 35}, {1180, 425}};
+  Calibration c = fit_calibration({{&a, three, sa}, {&b, one, sb}, {&d, split, sd}});
+  const PieceCost* got[5] = {&c.stage, &c.embedding, &c.attention, &c.mlp, &c.head};
+  const double* want[5] = {truth.stage, truth.emb, truth.attn, truth.mlp, truth.head};
   double PieceCost::*field[4] = {&PieceCost::f, &PieceCost::b, &PieceCost::i, &PieceCost::w};
   // Exact linear algebra on exact medians: only rounding error (1e-12 s) is allowed.
-  for (int p = 0; p < 4; ++p)
+  for (int p = 0; p < 5; ++p)
     for (int k = 0; k < 4; ++k) EXPECT_NEAR(got[p]->*field[k], want[p][k], 1e-12) << "piece " << p << " kind " << k;
   EXPECT_EQ(c.micro_batch, 2);
   EXPECT_EQ(c.seq_len, 16);
-  // Sizes: stage 0 = s + e, stage 1 = s + 4l, stage 2 = s + h, one stage = s + e + 4l + h.
-  // 100 = s+e, 1000 = s+4l, 300 = s+h, 1300 = s+e+4l+h  =>  s = 50, e = 50, l = 237.5, h = 250.
+  // Sizes: 100 = s+e, 1000 = s+4(a+m), 300 = s+h, 1300 = s+e+4(a+m)+h, 170 = s+e+a,
+  // 1180 = s+3a+4m+h  =>  s = 50, e = 50, a = 70, m = 167.5, h = 250 (least squares, consistent).
   EXPECT_NEAR(c.stage.activation_bytes, 50, 1e-9);
-  EXPECT_NEAR(c.layer.activation_bytes, 237.5, 1e-9);
-  // The cost model of another partition is the sum of its pieces.
-  CostModel m = cost_for_partition(c, {{true, 2, false}, {false, 2, true}});
-  EXPECT_NEAR(m.stages[0].f, truth.cost({true, 2, false}, 0), 1e-12);
-  EXPECT_NEAR(m.stages[1].b, truth.cost({false, 2, true}, 1), 1e-12);
+  EXPECT_NEAR(c.attention.activation_bytes, 70, 1e-9);
+  EXPECT_NEAR(c.mlp.activation_bytes, 167.5, 1e-9);
+  EXPECT_NEAR(c.layer().activation_bytes, 237.5, 1e-9);
+  // The cost model of another partition is the sum of its pieces, split blocks included.
+  const StageComposition x = comp(true, 1, false, false, true), y = comp(false, 2, true, true, false);
+  CostModel m = cost_for_partition(c, {x, y});
+  EXPECT_NEAR(m.stages[0].f, truth.cost(x, 0), 1e-12);
+  EXPECT_NEAR(m.stages[1].b, truth.cost(y, 1), 1e-12);
+}
+
+// Runs that never split a block (and version-1 files) cannot tell the halves apart: each half
+// gets half of the fitted layer, and whole blocks are still exact.
+TEST(Calibration, WithoutASplitRunTheHalvesShareTheLayer) {
+  Truth truth;
+  std::vector<StageComposition> three = {comp(true, 0, false), comp(false, 4, false), comp(false, 0, true)};
+  std::vector<StageComposition> one = {comp(true, 4, true)};
+  Trace a = synthetic_trace(three, truth), b = synthetic_trace(one, truth);
+  Calibration c = fit_calibration({{&a, three, {{100, 10}, {1000, 400}, {300, 50}}}, {&b, one, {{1300, 460}}}});
+  for (int k = 0; k < 4; ++k) {
+    double PieceCost::*f = std::array<double PieceCost::*, 4>{&PieceCost::f, &PieceCost::b, &PieceCost::i,
+                                                               &PieceCost::w}[k];
+    EXPECT_NEAR(c.attention.*f, truth.layer(k) / 2, 1e-12);
+    EXPECT_NEAR(c.mlp.*f, truth.layer(k) / 2, 1e-12);
+  }
+  // A version-1 file (one "layer" piece) reads the same way.
+  std::string v1 = calibration_to_json(c);
+  const size_t at = v1.find("\"attention\"");
+  ASSERT_NE(at, std::string::npos);
+  nlohmann::json j = nlohmann::json::parse(v1);
+  j["version"] = 1;
+  j["layer"] = j["attention"];
+  for (auto& [key, v] : j["layer"].items()) v = 2 * v.get<double>();
+  j.erase("attention");
+  j.erase("mlp");
+  Calibration old = calibration_from_json(j.dump(), "v1.json");
+  EXPECT_NEAR(old.attention.f, c.attention.f, 1e-15);
+  EXPECT_NEAR(old.mlp.b, c.mlp.b, 1e-15);
 }
 
 // The tiny model's case: a head 30x a layer, measured 3% slow in the whole-model run. The
@@ -82,27 +128,28 @@ TEST(Calibration, RecoversKnownPieceDurations) {
 TEST(Calibration, NoiseNeverMakesAPieceNegative) {
   Truth truth;
   for (double& x : truth.stage) x = 0.0001;
-  for (double& x : truth.layer) x *= 0.1;  // 1 ms F per layer, 2 layers; head 30 ms
-  std::vector<StageComposition> three = {{true, 0, false}, {false, 2, false}, {false, 0, true}};
-  std::vector<StageComposition> one = {{true, 2, true}};
+  for (double& x : truth.attn) x *= 0.1;  // 1 ms F per layer, 2 layers; head 30 ms
+  for (double& x : truth.mlp) x *= 0.1;
+  std::vector<StageComposition> three = {comp(true, 0, false), comp(false, 2, false), comp(false, 0, true)};
+  std::vector<StageComposition> one = {comp(true, 2, true)};
   Trace a = synthetic_trace(three, truth);
   Truth slow = truth;
   for (double& x : slow.head) x *= 1.03;
   Trace b = synthetic_trace(one, slow);
   std::vector<StageSizes> sa = {{100, 10}, {1000, 400}, {300, 50}}, sb = {{1400, 460}};
   Calibration c = fit_calibration({{&a, three, sa}, {&b, one, sb}});
-  for (const PieceCost* p : {&c.stage, &c.embedding, &c.layer, &c.head})
+  for (const PieceCost* p : {&c.stage, &c.embedding, &c.attention, &c.mlp, &c.head})
     for (double PieceCost::*f : {&PieceCost::f, &PieceCost::b, &PieceCost::i, &PieceCost::w})
       EXPECT_GE(p->*f, 0.0);
-  EXPECT_GT(c.layer.f, 0.0);
+  EXPECT_GT(c.layer().f, 0.0);
   // Within 1 ms of the truth on the layer (the head's 0.9 ms of noise has to go somewhere).
-  EXPECT_NEAR(c.layer.f, truth.layer[0], 1e-3);
+  EXPECT_NEAR(c.layer().f, truth.layer(0), 1e-3);
   EXPECT_NEAR(c.head.f, truth.head[0], 1.5e-3);
 }
 
 TEST(Calibration, StagesThatDoNotSeparateThePiecesAreRefused) {
   Truth truth;
-  std::vector<StageComposition> two = {{true, 2, false}, {false, 2, true}};
+  std::vector<StageComposition> two = {comp(true, 2, false), comp(false, 2, true)};
   Trace a = synthetic_trace(two, truth);
   try {
     fit_calibration({{&a, two, {{1, 1}, {1, 1}}}});
@@ -114,16 +161,18 @@ TEST(Calibration, StagesThatDoNotSeparateThePiecesAreRefused) {
 
 TEST(Calibration, JsonRoundTripPredictsTheSame) {
   Truth truth;
-  std::vector<StageComposition> three = {{true, 0, false}, {false, 3, false}, {false, 0, true}};
-  std::vector<StageComposition> one = {{true, 3, true}};
-  Trace a = synthetic_trace(three, truth), b = synthetic_trace(one, truth);
-  Calibration c = fit_calibration({{&a, three, {{1, 1}, {9, 8}, {3, 2}}}, {&b, one, {{12, 10}}}});
+  std::vector<StageComposition> three = {comp(true, 0, false), comp(false, 3, false), comp(false, 0, true)};
+  std::vector<StageComposition> one = {comp(true, 3, true)};
+  std::vector<StageComposition> split = {comp(true, 0, false, false, true), comp(false, 2, true, true, false)};
+  Trace a = synthetic_trace(three, truth), b = synthetic_trace(one, truth), d = synthetic_trace(split, truth);
+  Calibration c = fit_calibration(
+      {{&a, three, {{1, 1}, {9, 8}, {3, 2}}}, {&b, one, {{12, 10}}}, {&d, split, {{2, 2}, {11, 9}}}});
   c.latency = 1e-5;
   c.bandwidth = 1e10;
   c.boundary_bytes = 4096;
   Calibration back = calibration_from_json(calibration_to_json(c), "mem.json");
   Schedule s = gen_1f1b(2, 4, 3);
-  std::vector<StageComposition> part = {{true, 1, false}, {false, 2, true}};
+  std::vector<StageComposition> part = {comp(true, 1, false, false, true), comp(false, 1, true, true, false)};
   SimResult x = simulate(s, cost_for_partition(c, part)), y = simulate(s, cost_for_partition(back, part));
   ASSERT_EQ(x.trace.actions.size(), y.trace.actions.size());
   for (size_t i = 0; i < x.trace.actions.size(); ++i) {
@@ -152,7 +201,7 @@ namespace {
 TEST(Calibration, BalancedCompositionsCoverTheModel) {
   Calibration c;
   c.layers = 6;
-  c.layer.f = 1, c.layer.b = 2;
+  c.attention.f = c.mlp.f = 0.5, c.attention.b = c.mlp.b = 1;
   c.head.f = 3, c.head.b = 6;  // the head costs three layers
   c.embedding.f = 0.1;
   for (int S = 1; S <= 14; ++S) {  // 2L + 2 units: one per stage at most
@@ -169,9 +218,9 @@ TEST(Calibration, BalancedCompositionsCoverTheModel) {
   std::vector<StageComposition> two = balanced_compositions(c, 2);
   EXPECT_EQ(two[0].blocks(), 4.5);
   EXPECT_EQ(two[1].blocks(), 1.5);
-  EXPECT_EQ(two[0].halves, 1);
+  EXPECT_EQ(two[0].halves(), 1);
   EXPECT_EQ(format_layout(balanced_partition(c, 2)), "E+4.5,1.5+H");
-  // The cost of a split stage counts a half as half a layer.
+  // Here both halves cost half a layer.
   const CostModel m = cost_for_partition(c, two);
   EXPECT_DOUBLE_EQ(m.stages[0].f, 0.1 + 4.5 * 1);
   EXPECT_DOUBLE_EQ(m.stages[1].f, 1.5 * 1 + 3);

@@ -34,10 +34,17 @@ const std::string kModel = "--model tiny --vocab 512 --layers 3 --seq 32 --batch
 TEST(CompareCli, CalibrateThenCompare) {
   const std::string dir = ::testing::TempDir();
   std::string out;
-  ASSERT_EQ(run(fmt::format("calibrate {} --out {}/cal.json", kModel, dir), &out), 0) << out;
+  // --partition: the layout is measured with the calibration's own runs, and printed.
+  ASSERT_EQ(run(fmt::format("calibrate {} --partition 1.5,1.5 --out {}/cal.json", kModel, dir), &out), 0) << out;
+  EXPECT_NE(out.find("partition E+1.5,1.5+H (measured with the calibration runs)"), std::string::npos) << out;
+  for (const char* layout : {"partition E,3,H", "partition E+3+H", "partition E+0.5,2.5+H", "partition E+1.5,1.5+H"})
+    EXPECT_NE(out.find(layout), std::string::npos) << layout << "\n" << out;
   nlohmann::json cal = nlohmann::json::parse(slurp(dir + "/cal.json"));
   EXPECT_EQ(cal["format"], "paci-calibration");
-  EXPECT_GT(cal["layer"]["f"].get<double>(), 0);
+  EXPECT_EQ(cal["version"], 2);
+  // The two halves of a block are fitted apart (the split run separates them).
+  EXPECT_GT(cal["attention"]["f"].get<double>(), 0);
+  EXPECT_GT(cal["mlp"]["f"].get<double>(), 0);
   ASSERT_EQ(run(fmt::format("compare --schedule paci --stages 2 --microbatches 4 --steps 6 --accum 2 {} "
                             "--calibration {}/cal.json --json {}/c.json --trace {}/c.trace.json --svg {}/c.svg",
                             kModel, dir, dir, dir, dir),
