@@ -1,5 +1,6 @@
 // `paci calibrate` (measure per-layer costs on this machine) and `paci compare` (run a schedule
 // for real and predict it from a calibration made on a different run, side by side).
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 
@@ -35,6 +36,33 @@ double rel(double measured, double predicted) {
 }
 
 std::string pct(double r) { return fmt::format("{:+.1f}%", 100 * r); }
+
+// Where the predicted busy time differs from the measured: per device and action kind, the
+// summed durations of each trace, largest |difference| first.
+struct ErrorSource {
+  int device = 0;
+  ActionKind kind = ActionKind::F;
+  double measured = 0, predicted = 0;
+  double diff() const { return predicted - measured; }
+};
+std::vector<ErrorSource> error_sources(const Trace& measured, const Trace& predicted, int devices) {
+  constexpr int kKinds = 8;
+  std::vector<ErrorSource> e(static_cast<size_t>(devices) * kKinds);
+  for (int d = 0; d < devices; ++d)
+    for (int k = 0; k < kKinds; ++k) e[d * kKinds + k].device = d, e[d * kKinds + k].kind = static_cast<ActionKind>(k);
+  for (const Trace* t : {&measured, &predicted})
+    for (const TraceAction& a : t->actions) {
+      const size_t at = static_cast<size_t>(a.device) * kKinds + static_cast<int>(a.action.kind);
+      if (a.device < 0 || a.device >= devices || static_cast<int>(a.action.kind) >= kKinds) continue;
+      (t == &measured ? e[at].measured : e[at].predicted) += a.end - a.start;
+    }
+  std::vector<ErrorSource> out;
+  for (const ErrorSource& x : e)
+    if (x.measured > 0 || x.predicted > 0) out.push_back(x);
+  std::stable_sort(out.begin(), out.end(),
+                   [](const ErrorSource& a, const ErrorSource& b) { return std::fabs(a.diff()) > std::fabs(b.diff()); });
+  return out;
+}
 
 // Both traces in one Perfetto file: devices of the measured run as processes 0.., of the
 // predicted run as processes 1000.., named accordingly.
@@ -162,8 +190,10 @@ void add_compare_command(CLI::App& app) {
     line("makespan (s)", m.makespan, p.makespan, "{:.3f}");
     std::cout << fmt::format("{:<24} {:>12} {:>12} {:>8}\n", "bubble (overall)", pct(m.bubble).substr(1),
                              pct(p.bubble).substr(1), fmt::format("{:+.1f} pt", 100 * (p.bubble - m.bubble)));
-    std::cout << fmt::format("\n{:>6} {:>9} {:>9} {:>11} {:>11} {:>7} {:>10} {:>10}\n", "device", "bubble", "pred",
-                             "peak MiB", "pred", "error", "max drift", "pred");
+    // Per device: busy and idle time (makespan - busy), bubble, peak memory, drift.
+    std::cout << fmt::format("\n{:>6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>10} {:>10} {:>7} {:>6} {:>5}\n",
+                             "device", "busy s", "pred", "idle s", "pred", "bubble", "pred", "peak MiB", "pred",
+                             "error", "drift", "pred");
     for (int d = 0; d < s.devices(); ++d) {
       const DeviceMetrics &md = m.devices[d], &pd = p.devices[d];
       int mdrift = 0, pdrift = 0;
@@ -172,9 +202,21 @@ void add_compare_command(CLI::App& app) {
           mdrift = std::max(mdrift, m.stages[st].max_drift);
           pdrift = std::max(pdrift, p.stages[st].max_drift);
         }
-      std::cout << fmt::format("{:>6} {:>8.1f}% {:>8.1f}% {:>11.1f} {:>11.1f} {:>7} {:>10} {:>10}\n", d,
-                               100 * md.bubble, 100 * pd.bubble, md.peak_memory / 1048576.0,
-                               pd.peak_memory / 1048576.0, pct(rel(md.peak_memory, pd.peak_memory)), mdrift, pdrift);
+      std::cout << fmt::format("{:>6} {:>10.4f} {:>10.4f} {:>10.4f} {:>10.4f} {:>8.1f}% {:>8.1f}% {:>10.1f} {:>10.1f} "
+                               "{:>7} {:>6} {:>5}\n",
+                               d, md.busy, pd.busy, m.makespan - md.busy, p.makespan - pd.busy, 100 * md.bubble,
+                               100 * pd.bubble, md.peak_memory / 1048576.0, pd.peak_memory / 1048576.0,
+                               pct(rel(md.peak_memory, pd.peak_memory)), mdrift, pdrift);
+    }
+    const std::vector<ErrorSource> sources = error_sources(mt, pt, s.devices());
+    if (!sources.empty()) {
+      double total = 0;
+      for (const ErrorSource& x : sources) total += std::fabs(x.diff());
+      const ErrorSource& x = sources.front();
+      std::cout << fmt::format("largest source of error: {} on device {}: measured {:.4f} s, predicted {:.4f} s ({}), "
+                               "{:.0f}% of the busy-time error over all devices and kinds\n",
+                               kind_name(x.kind), x.device, x.measured, x.predicted, pct(rel(x.measured, x.predicted)),
+                               total > 0 ? 100 * std::fabs(x.diff()) / total : 0.0);
     }
     if (!f->json.empty()) {
       nlohmann::json j;
@@ -187,12 +229,18 @@ void add_compare_command(CLI::App& app) {
       j["predicted"] = {{"step_time", p.step_time}, {"tokens_per_s", p.tokens_per_second}, {"bubble", p.bubble},
                         {"makespan", p.makespan}};
       for (int d = 0; d < s.devices(); ++d)
-        j["devices"].push_back({{"measured_bubble", m.devices[d].bubble}, {"predicted_bubble", p.devices[d].bubble},
+        j["devices"].push_back({{"measured_busy", m.devices[d].busy}, {"predicted_busy", p.devices[d].busy},
+                                {"measured_idle", m.makespan - m.devices[d].busy},
+                                {"predicted_idle", p.makespan - p.devices[d].busy},
+                                {"measured_bubble", m.devices[d].bubble}, {"predicted_bubble", p.devices[d].bubble},
                                 {"measured_peak_bytes", m.devices[d].peak_memory},
                                 {"predicted_peak_bytes", p.devices[d].peak_memory}});
       for (int st = 0; st < s.stages(); ++st)
         j["stage_drift"].push_back({{"measured_max", m.stages[st].max_drift}, {"predicted_max", p.stages[st].max_drift},
                                     {"measured_mean", m.stages[st].mean_drift}, {"predicted_mean", p.stages[st].mean_drift}});
+      for (const ErrorSource& x : sources)
+        j["error_sources"].push_back({{"device", x.device}, {"kind", std::string(kind_name(x.kind))},
+                                      {"measured", x.measured}, {"predicted", x.predicted}});
       write_file_atomic(user_path(f->json), j.dump(1) + "\n");
     }
     if (!f->trace.empty()) write_file_atomic(user_path(f->trace), merged_chrome(mt, pt));

@@ -59,6 +59,20 @@ TEST(CompareCli, CalibrateThenCompare) {
   std::smatch sm;
   ASSERT_TRUE(std::regex_search(out, sm, std::regex(R"(step time \(s\)\s+\S+\s+\S+\s+([+-][0-9.]+)%)"))) << out;
   EXPECT_NEAR(std::stod(sm[1]), 100 * (p - m) / m, 0.051);
+  // Per device: busy + idle = makespan on both sides; the largest error source is named.
+  for (const auto& d : c["devices"]) {
+    EXPECT_NEAR(d["measured_busy"].get<double>() + d["measured_idle"].get<double>(), c["measured"]["makespan"].get<double>(), 1e-9);
+    EXPECT_NEAR(d["predicted_busy"].get<double>() + d["predicted_idle"].get<double>(), c["predicted"]["makespan"].get<double>(), 1e-9);
+  }
+  ASSERT_FALSE(c["error_sources"].empty());
+  const auto& top = c["error_sources"][0];
+  for (const auto& e : c["error_sources"])
+    EXPECT_LE(std::fabs(e["predicted"].get<double>() - e["measured"].get<double>()),
+              std::fabs(top["predicted"].get<double>() - top["measured"].get<double>()));
+  EXPECT_NE(out.find(fmt::format("largest source of error: {} on device {}", top["kind"].get<std::string>(),
+                                 top["device"].get<int>())),
+            std::string::npos)
+      << out;
   for (const auto& d : c["devices"])
     EXPECT_NEAR(d["predicted_peak_bytes"].get<double>(), d["measured_peak_bytes"].get<double>(),
                 1e-9 * d["measured_peak_bytes"].get<double>());
