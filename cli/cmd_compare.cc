@@ -118,10 +118,15 @@ void add_calibrate_command(CLI::App& app) {
     std::cout << fmt::format(
         "per micro-batch of {}x{}: attention half F {:.2f} ms, B {:.2f} ms (I {:.2f} + W {:.2f}); MLP half F {:.2f} "
         "ms, B {:.2f} ms (I {:.2f} + W {:.2f}); head F {:.2f} ms, B {:.2f} ms; embedding F {:.2f} ms; stage overhead F "
-        "{:.2f} ms\nwrote {}\n",
+        "{:.2f} ms\n",
         c.micro_batch, c.seq_len, 1e3 * a.f, 1e3 * a.b, 1e3 * a.i, 1e3 * a.w, 1e3 * m.f, 1e3 * m.b, 1e3 * m.i, 1e3 * m.w,
         1e3 * c.head.f,
-        1e3 * c.head.b, 1e3 * c.embedding.f, 1e3 * c.stage.f, f->out);
+        1e3 * c.head.b, 1e3 * c.embedding.f, 1e3 * c.stage.f);
+    std::cout << fmt::format("contention (slowdown per other busy device): F {:+.1f}%, B {:+.1f}%, I {:+.1f}%, W "
+                             "{:+.1f}%, OPT {:+.1f}%\n",
+                             100 * c.contention[0], 100 * c.contention[1], 100 * c.contention[2],
+                             100 * c.contention[3], 100 * c.contention[4]);
+    std::cout << "wrote " << f->out << "\n";
   });
 }
 
@@ -158,22 +163,41 @@ void add_compare_command(CLI::App& app) {
     Schedule s = !req.file.empty() && req.params.steps > 0 ? get_schedule_for_steps(req, req.params.steps, builders)
                                                            : get_schedule(req, builders);
     validate(s);
+    // Under mpirun each rank runs its device; rank 0 predicts and reports.
+    MpiSession* mpi = mpi_session();
+    if (mpi) {
+      if (f->calibration.empty())
+        throw UsageError("under mpirun, give --calibration (run `paci calibrate` once, without mpirun)");
+      if (mpi->size() != s.devices())
+        throw UsageError(fmt::format("{} ranks were launched but {} has {} devices: use mpirun -np {}", mpi->size(),
+                                     s.name, s.devices(), s.devices()));
+    }
+    const bool reporter = !mpi || mpi->rank() == 0;
     const std::pair<const char*, const std::string*> outs[] = {
         {"--json", &f->json}, {"--trace", &f->trace}, {"--svg", &f->svg}};
     for (const auto& [flag, path] : outs)
-      if (!path->empty()) check_output_writable(user_path(*path), flag);
+      if (!path->empty() && reporter) check_output_writable(user_path(*path), flag);
     std::vector<StagePartition> part = f->model.stage_partition(cfg, s.stages());
     ExecDevice dev = make_exec_device(f->device, s.stages());
     Calibration cal = f->calibration.empty()
                           ? calibrate_cpu(cfg, B, T, std::max(2, f->sched.microbatches), 3, f->seed, std::cout,
                                           make_exec_device(f->device, 3))
                           : load_calibration(user_path(f->calibration));
-    if (cal.micro_batch != B || cal.seq_len != T)
-      throw UsageError(fmt::format("--calibration was measured at micro-batches of {}x{}, this run uses {}x{}",
-                                   cal.micro_batch, cal.seq_len, B, T));
-    std::cout << fmt::format("compare: running {} on {} stages ({} micro-batches x {} steps, partition {}) for "
-                             "real...\n", s.name, s.stages(), s.spec.microbatches, s.spec.steps, format_layout(part));
-    MeasuredRun run = measure(s, cfg, part, B, T, f->seed, dev);
+    if (!calibrated_for(cal, cfg, B, T)) {
+      // Another model or micro-batch size: predicted from the calibration by FLOPs.
+      try {
+        cal = rescale_calibration(cal, cfg, B, T);
+      } catch (const CalibrationError& e) {
+        throw UsageError(e.what());
+      }
+      if (reporter) std::cout << "calibration " << cal.source << "\n";
+    }
+    if (reporter)
+      std::cout << fmt::format("compare: running {} on {} stages ({} micro-batches x {} steps, partition {}) for "
+                               "real{}...\n", s.name, s.stages(), s.spec.microbatches, s.spec.steps,
+                               format_layout(part), mpi ? fmt::format(", one process per rank ({})", mpi->size()) : "");
+    MeasuredRun run = measure(s, cfg, part, B, T, f->seed, dev, mpi);
+    if (!reporter) return;
     SimResult sim = simulate(s, cost_for_partition(cal, compositions(part)));
     const Trace& mt = run.trace;
     Trace pt = sim.trace;
@@ -190,6 +214,10 @@ void add_compare_command(CLI::App& app) {
     line("makespan (s)", m.makespan, p.makespan, "{:.3f}");
     std::cout << fmt::format("{:<24} {:>12} {:>12} {:>8}\n", "bubble (overall)", pct(m.bubble).substr(1),
                              pct(p.bubble).substr(1), fmt::format("{:+.1f} pt", 100 * (p.bubble - m.bubble)));
+    // Measured memory is the allocator's: the most bytes each device had allocated at once.
+    std::vector<double> allocated(s.devices(), 0);
+    for (int st = 0; st < s.stages() && st < static_cast<int>(run.memory.size()); ++st)
+      allocated[s.stage_device[st]] = static_cast<double>(run.memory[st].device_allocated_peak);
     // Per device: busy and idle time (makespan - busy), bubble, peak memory, drift.
     std::cout << fmt::format("\n{:>6} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>10} {:>10} {:>7} {:>6} {:>5}\n",
                              "device", "busy s", "pred", "idle s", "pred", "bubble", "pred", "peak MiB", "pred",
@@ -205,9 +233,11 @@ void add_compare_command(CLI::App& app) {
       std::cout << fmt::format("{:>6} {:>10.4f} {:>10.4f} {:>10.4f} {:>10.4f} {:>8.1f}% {:>8.1f}% {:>10.1f} {:>10.1f} "
                                "{:>7} {:>6} {:>5}\n",
                                d, md.busy, pd.busy, m.makespan - md.busy, p.makespan - pd.busy, 100 * md.bubble,
-                               100 * pd.bubble, md.peak_memory / 1048576.0, pd.peak_memory / 1048576.0,
-                               pct(rel(md.peak_memory, pd.peak_memory)), mdrift, pdrift);
+                               100 * pd.bubble, allocated[d] / 1048576.0, pd.peak_memory / 1048576.0,
+                               pct(rel(allocated[d], pd.peak_memory)), mdrift, pdrift);
     }
+    std::cout << fmt::format("peak MiB measured = allocated by the executor; process peak RSS {:.1f} MiB\n",
+                             peak_rss_bytes() / 1048576.0);
     const std::vector<ErrorSource> sources = error_sources(mt, pt, s.devices());
     if (!sources.empty()) {
       double total = 0;
@@ -226,6 +256,7 @@ void add_compare_command(CLI::App& app) {
       j["steps"] = s.spec.steps;
       j["measured"] = {{"step_time", m.step_time}, {"tokens_per_s", m.tokens_per_second}, {"bubble", m.bubble},
                        {"makespan", m.makespan}};
+      j["peak_rss_bytes"] = peak_rss_bytes();
       j["predicted"] = {{"step_time", p.step_time}, {"tokens_per_s", p.tokens_per_second}, {"bubble", p.bubble},
                         {"makespan", p.makespan}};
       for (int d = 0; d < s.devices(); ++d)
@@ -233,7 +264,7 @@ void add_compare_command(CLI::App& app) {
                                 {"measured_idle", m.makespan - m.devices[d].busy},
                                 {"predicted_idle", p.makespan - p.devices[d].busy},
                                 {"measured_bubble", m.devices[d].bubble}, {"predicted_bubble", p.devices[d].bubble},
-                                {"measured_peak_bytes", m.devices[d].peak_memory},
+                                {"measured_peak_bytes", allocated[d]},
                                 {"predicted_peak_bytes", p.devices[d].peak_memory}});
       for (int st = 0; st < s.stages(); ++st)
         j["stage_drift"].push_back({{"measured_max", m.stages[st].max_drift}, {"predicted_max", p.stages[st].max_drift},

@@ -5,6 +5,7 @@
 #include <functional>
 #include <csignal>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -39,7 +40,7 @@ extern "C" void on_stop_signal(int sig) {
 struct TrainFlags {
   ScheduleFlags sched;
   ModelFlags model;
-  double lr = 1e-3, wd = 0.1, beta1 = 0.9, beta2 = 0.95, min_lr = 0.1;
+  double lr = 1e-3, wd = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, min_lr = 0.1;
   int warmup = -1, decay_steps = 0;
   int eval_every = 0, eval_batches = 8;
   std::string save, resume, trace, metrics, init_llmc, export_llmc, calibration;
@@ -67,6 +68,9 @@ void add_train_command(CLI::App& app) {
                   "Steps of the cosine LR schedule (default: this run's steps; set it to resume a longer run in parts)");
   cmd->add_option("--min-lr", f->min_lr, "Final LR as a fraction of the peak (cosine)")->capture_default_str();
   cmd->add_option("--weight-decay", f->wd, "AdamW weight decay on matrices")->capture_default_str();
+  cmd->add_option("--beta1", f->beta1, "AdamW first-moment decay, in [0, 1)")->capture_default_str();
+  cmd->add_option("--beta2", f->beta2, "AdamW second-moment decay, in [0, 1) (llm.c uses 0.999)")->capture_default_str();
+  cmd->add_option("--eps", f->eps, "AdamW epsilon, in (0, 1]")->capture_default_str();
   cmd->add_option("--eval-every", f->eval_every, "Validation loss every K steps (0: at the end only)")->capture_default_str();
   cmd->add_option("--eval-batches", f->eval_batches, "Micro-batches per validation")->capture_default_str();
   cmd->add_option("--save", f->save, "Checkpoint folder: DIR/step-N/ at the end and every --save-every steps, the older one removed once the new one is complete (a new, empty or paci checkpoint folder)");
@@ -81,8 +85,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--trace", f->trace, "Write a Chrome/Perfetto trace of every action (JSON; the last "
                                        "segment when --save-every splits the run)");
   cmd->add_option("--metrics", f->metrics, "Write metrics as JSON lines (step, loss, lr, tokens/s; val loss)");
-  cmd->add_option("--data", f->data, "sotu (prepared on first use), synthetic, or a path to a train shard "
-                                     "NAME_train.bin (NAME_val.bin next to it)")->capture_default_str();
+  cmd->add_option("--data", f->data, "sotu (GPT-2 BPE, prepared on first use), sotu-bytes (the same text as "
+                                     "bytes, vocabulary 256: with --model bytes), synthetic, or a path to a "
+                                     "train shard NAME_train.bin (NAME_val.bin next to it)")->capture_default_str();
   cmd->add_option("--cache", f->cache, "Data cache directory (default $PACI_CACHE or ~/.cache/paci)");
   cmd->add_option("--stall-timeout", f->stall_timeout, "Seconds a device may wait before the run is declared stuck")->capture_default_str();
   auto* hang = cmd->add_option("--inject-hang", f->hang_rank,
@@ -100,6 +105,9 @@ void add_train_command(CLI::App& app) {
     if (!(f->min_lr >= 0 && f->min_lr <= 1)) throw UsageError(fmt::format("--min-lr must be in 0..1 (got {})", f->min_lr));
     if (!(f->wd >= 0 && f->wd <= 10))
       throw UsageError(fmt::format("--weight-decay must be in 0..10 (got {})", f->wd));
+    if (!(f->beta1 >= 0 && f->beta1 < 1)) throw UsageError(fmt::format("--beta1 must be in [0, 1) (got {})", f->beta1));
+    if (!(f->beta2 >= 0 && f->beta2 < 1)) throw UsageError(fmt::format("--beta2 must be in [0, 1) (got {})", f->beta2));
+    if (!(f->eps > 0 && f->eps <= 1)) throw UsageError(fmt::format("--eps must be in (0, 1] (got {})", f->eps));
     if (f->warmup < -1)
       throw UsageError(fmt::format("--warmup must be >= 0 steps (got {}; leave it out for 1% of the steps)", f->warmup));
     if (f->eval_every < 0) throw UsageError(fmt::format("--eval-every must be >= 0 (got {})", f->eval_every));
@@ -115,6 +123,7 @@ void add_train_command(CLI::App& app) {
     o.adamw.weight_decay = f->wd;
     o.adamw.beta1 = f->beta1;
     o.adamw.beta2 = f->beta2;
+    o.adamw.eps = f->eps;
     o.adamw.min_lr_fraction = f->min_lr;
     o.seed = f->seed;
     o.eval_every = f->eval_every;
@@ -189,7 +198,10 @@ void add_train_command(CLI::App& app) {
     if (reporter)
       std::cout << fmt::format("paci train: {}{} on {} stages, {} micro-batches of {}x{} per step, {} "
                              "steps ({} updates), model {} ({:.1f}M parameters), partition {}, data {}, device {}\n",
-                             probe.name, mpi ? fmt::format(" ({} MPI ranks)", mpi->size()) : "",
+                             probe.name + (probe.policy == WeightPolicy::kForward || probe.policy == WeightPolicy::kRecompute
+                                               ? fmt::format(" (backward {})", policy_name(probe.policy))
+                                               : std::string()),
+                             mpi ? fmt::format(" ({} MPI ranks)", mpi->size()) : "",
                              probe.stages(), probe.spec.microbatches, o.micro_batch,
                              o.seq_len, probe.spec.steps, updates, describe(o.model),
                              num_parameters(o.model) / 1e6, format_layout(o.partition), data.description,
@@ -246,6 +258,18 @@ void add_train_command(CLI::App& app) {
       std::cout << fmt::format(", val loss {:.4f} (perplexity {:.2f})", rep.val_loss.back().second,
                                std::exp(rep.val_loss.back().second));
     std::cout << "\n";
+    // Measured memory: what each device's stages had allocated at most (the allocator's count),
+    // and this process's peak resident set.
+    std::map<int, size_t> allocated;
+    for (size_t st = 0; st < rep.memory.size() && st < rep.schedule.stage_device.size(); ++st)
+      if (rep.memory[st].device_allocated_peak > 0)
+        allocated[rep.schedule.stage_device[st]] = rep.memory[st].device_allocated_peak;
+    if (!allocated.empty()) {
+      std::string per;
+      for (const auto& [d, bytes] : allocated) per += fmt::format(" {}:{:.1f}", d, bytes / 1048576.0);
+      std::cout << fmt::format("memory: allocated peak per device (MiB){}; process peak RSS {:.1f} MiB\n", per,
+                               peak_rss_bytes() / 1048576.0);
+    }
     if (!rep.checkpoint.empty()) std::cout << "checkpoint: " << rep.checkpoint << "\n";
   });
 }

@@ -42,5 +42,6 @@ void add_train_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_calibrate_command(CLI::App& app);
 void add_compare_command(CLI::App& app);
+void add_plan_command(CLI::App& app);
 
 }  // namespace paci::cli

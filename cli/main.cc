@@ -84,6 +84,7 @@ int run_cli(int argc, char** argv) {
   cli::add_data_command(app);
   cli::add_calibrate_command(app);
   cli::add_compare_command(app);
+  cli::add_plan_command(app);
   app.add_subcommand("info", "What this machine runs: the BLAS library and kernel, CPU features")
       ->callback([] {
         const CpuFeatures f = cpu_features();

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
+#include <thread>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -12,7 +14,7 @@
 namespace paci::cli {
 
 MeasuredRun measure(const Schedule& s, const GptConfig& model, const std::vector<StagePartition>& partition,
-                    int B, int T, uint64_t seed, const ExecDevice& device) {
+                    int B, int T, uint64_t seed, const ExecDevice& device, MpiSession* mpi) {
   RunConfig rc;
   rc.make_backend = device.make_backend;
   rc.make_transport = device.make_transport;
@@ -21,8 +23,18 @@ MeasuredRun measure(const Schedule& s, const GptConfig& model, const std::vector
   rc.seed = seed;
   rc.adamw.total_steps = s.spec.total_microbatches() / s.accum;
   SyntheticBatches data(B, T, model.vocab_size, seed);
-  PipelineRuntime rt(s, rc, data);
+  std::unique_ptr<MpiTransport> transport;
+  if (mpi) {
+    rc.local_devices = {mpi->rank()};
+    transport = std::make_unique<MpiTransport>(s, rc.stall_timeout);
+    mpi->barrier("the start of the measured run");  // every rank's clock starts together
+  }
+  PipelineRuntime rt(s, rc, data, transport.get());
   RunResult r = rt.run();
+  if (mpi) {
+    gather_run_record(*mpi, r.actions, r.memory, s.stages());
+    if (mpi->rank() != 0) return {};
+  }
   MeasuredRun out;
   out.memory = r.memory;
   out.trace = measured_trace(s, r.actions, r.memory, B, T);
@@ -63,7 +75,8 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, ui
   const int L = model.layers, U = 2 * L + 2;
   std::vector<std::vector<StagePartition>> parts = {partition_from_layers(model, {0, L, 0}),
                                                     partition_from_layers(model, {L})};
-  if (L >= 1) parts.push_back(partition_from_units(model, {0, 2, U}));  // E + block 0's attention | the rest
+  // E + block 0's attention half | its MLP half alone | the rest: the two halves apart.
+  if (L >= 1) parts.push_back(partition_from_units(model, {0, 2, 3, U}));
   if (!also.empty() && std::find(parts.begin(), parts.end(), also) == parts.end()) parts.push_back(also);
   std::vector<MeasuredRun> runs;
   std::vector<CalibrationRun> fit_runs;
@@ -78,7 +91,8 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, ui
     r.trace = &runs[k].trace;
     r.stages = compositions(parts[k]);
     for (const StageMemory& m : runs[k].memory)
-      r.sizes.push_back({static_cast<double>(m.slot_bytes), static_cast<double>(m.param_bytes) / sizeof(float)});
+      r.sizes.push_back({static_cast<double>(m.slot_bytes), static_cast<double>(m.param_bytes) / sizeof(float),
+                         static_cast<double>(m.workspace_bytes)});
     fit_runs.push_back(r);
   }
   Calibration c;
@@ -86,6 +100,26 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, ui
     c = fit_calibration(fit_runs);
   } catch (const CalibrationError& e) {
     throw RunError(e.what());
+  }
+  // Contention: the whole-model run again, as two copies at once on two threads (two devices
+  // sharing this machine's memory bandwidth and caches), against the same run alone.
+  {
+    log << fmt::format("calibrate: measuring contention: partition {} twice at once...\n", format_layout(parts[1]));
+    MeasuredRun together[2];
+    std::exception_ptr failed[2];
+    std::vector<std::thread> copies;
+    for (int k = 0; k < 2; ++k)
+      copies.emplace_back([&, k] {
+        try {
+          together[k] = measure(calibration_schedule(1, M, N), model, parts[1], B, T, seed + k, device);
+        } catch (...) {
+          failed[k] = std::current_exception();
+        }
+      });
+    for (auto& t : copies) t.join();
+    for (auto& f : failed)
+      if (f) std::rethrow_exception(f);
+    c.contention = fit_contention(runs[1].trace, {&together[0].trace, &together[1].trace});
   }
   // In-process transfers are one copy of the message; time it.
   const size_t n = static_cast<size_t>(B) * T * model.channels;
@@ -98,6 +132,7 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, int M, int N, ui
   }
   const double per = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
   c.layers = model.layers;
+  c.channels = model.channels, c.heads = model.heads, c.vocab = model.vocab_size, c.tied = model.tied_embeddings;
   c.boundary_bytes = static_cast<double>(n * sizeof(float));
   c.bandwidth = c.boundary_bytes / std::max(per, 1e-9);
   c.latency = 0;

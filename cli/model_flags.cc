@@ -158,7 +158,8 @@ void ScheduleFlags::add_to(CLI::App* cmd, const std::string& schedule_help) {
   cmd->add_option("--file", file, "A schedule file instead of --schedule: CSV (PyTorch action strings) or JSON "
                                   "(paci show --export, paci sim --export); --steps defaults to the file's");
   cmd->add_option("--policy", policy,
-                  "Weight policy of a CSV --file: current, stash or double-buffer (default current)");
+                  "Weight policy of a CSV --file: current, stash, double-buffer, forward or recompute (default "
+                  "current; the last two are the --backward semantics)");
   cmd->add_option("--backward", backward,
                   "Backward semantics of a schedule whose backward uses the current weights (paci, 1f1b, "
                   "...): current (default), forward (matmul input gradients with the forward's weights, as "
@@ -170,8 +171,8 @@ void ScheduleFlags::add_to(CLI::App* cmd, const std::string& schedule_help) {
   if (microbatches > 0) microbatches_opt->capture_default_str();
   steps_opt = cmd->add_option("--steps,-N", steps, "Optimizer steps N (global batches of M micro-batches)")
                   ->capture_default_str();
-  cmd->add_option("--virtual,-v", virtual_stages, "Virtual stages per device (interleaved schedules; default 2)");
-  cmd->add_option("--accum,-a", accum, "paci: micro-batches per update of a stage (default M)");
+  cmd->add_option("--virtual,-v", virtual_stages, "Virtual stages per device (interleaved-1f1b, interleaved-zb, looped-bfs; default 2)");
+  cmd->add_option("--accum,-a", accum, "paci, paci-v: micro-batches per update of a stage (default M)");
 }
 
 ScheduleRequest ScheduleFlags::request() const {
@@ -194,7 +195,8 @@ ScheduleRequest ScheduleFlags::request() const {
   if (!policy.empty()) {
     r.hints.policy = parse_policy(policy);
     if (!r.hints.policy)
-      throw UsageError(fmt::format("--policy: unknown weight policy '{}' (allowed: current, stash, double-buffer)",
+      throw UsageError(fmt::format("--policy: unknown weight policy '{}' (allowed: current, stash, double-buffer, "
+                                   "forward, recompute)",
                                    excerpt(policy)));
   }
   return r;

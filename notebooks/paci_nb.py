@@ -25,9 +25,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 # One colour per action kind, used by every timeline.
-KIND_COLORS = {"F": "#4C72B0", "B": "#55A868", "I": "#64B5CD", "W": "#CCB974", "OPT": "#C44E52"}
+KIND_COLORS = {"F": "#4C72B0", "B": "#55A868", "I": "#64B5CD", "W": "#CCB974", "OPT": "#C44E52",
+               "OVERLAP_F_B": "#8172B2"}
 KIND_LABELS = {"F": "forward (F)", "B": "backward (B)", "I": "input grad (I)", "W": "weight grad (W)",
-               "OPT": "optimizer step (OPT)"}
+               "OPT": "optimizer step (OPT)", "OVERLAP_F_B": "overlapped F&B"}
 
 
 class InputError(RuntimeError):
@@ -173,6 +174,9 @@ def read_trace(path):
             x = {"group": g, "device": dev, "name": e.get("name", ""), "kind": kind}
             for key in ("stage", "mb", "pos", "version"):
                 x[key] = int(need(a, key, path, f"compute slice {i} args"))
+            if kind == "OVERLAP_F_B":  # the backward half of an overlapped F&B
+                for key in ("stage_b", "mb_b", "version_b"):
+                    x[key] = int(need(a, key, path, f"compute slice {i} args"))
             x["t0"] = finite(need(a, "t0", path, f"compute slice {i} args"), path, f"slice {i} t0")
             x["t1"] = finite(need(a, "t1", path, f"compute slice {i} args"), path, f"slice {i} t1")
             if x["t1"] < x["t0"]:
@@ -203,11 +207,16 @@ def stage_versions(trace, group=0):
             fwd[key] = a["version"]
         elif a["kind"] in ("B", "I"):
             bwd[key] = a["version"]
+        elif a["kind"] == "OVERLAP_F_B":  # its forward's version, and its backward half's
+            fwd[key] = a["version"]
+            bwd[(a["stage_b"], a["mb_b"])] = a["version_b"]
     drift = {k: bwd[k] - fwd[k] for k in fwd if k in bwd}
     delay, pending = {}, {}
     for a in acts:
         if a["kind"] in ("B", "W"):
             pending.setdefault(a["stage"], []).append(a["mb"])
+        elif a["kind"] == "OVERLAP_F_B":
+            pending.setdefault(a["stage_b"], []).append(a["mb_b"])
         elif a["kind"] == "OPT":
             for m in pending.get(a["stage"], []):
                 if (a["stage"], m) in fwd:
@@ -328,7 +337,8 @@ def read_metrics(path):
 
 # The order schedules are listed in (README's table), for legends and panels.
 SCHEDULE_ORDER = ["gpipe", "1f1b", "interleaved-1f1b", "zb-h1", "zb-1p", "zb-2p", "paci", "pipedream",
-                  "pipedream-2bw"]
+                  "pipedream-2bw", "zb-v", "v-half", "v-min", "dualpipev", "interleaved-zb", "looped-bfs",
+                  "paci-v"]
 
 
 def schedule_rank(name):
@@ -345,7 +355,10 @@ def schedule_color(name):
 # the asynchronous ones often too), so the shapes differ and the larger ones are hollow.
 _MARKERS = {"gpipe": ("o", 9, True), "1f1b": ("x", 7, False), "interleaved-1f1b": ("s", 6, False),
             "zb-h1": ("D", 9, True), "zb-1p": ("^", 7, False), "zb-2p": ("v", 7, False),
-            "paci": ("*", 10, False), "pipedream": ("+", 9, False), "pipedream-2bw": ("1", 10, False)}
+            "paci": ("*", 10, False), "pipedream": ("+", 9, False), "pipedream-2bw": ("1", 10, False),
+            "zb-v": ("<", 7, False), "v-half": (">", 7, False), "v-min": ("p", 8, True),
+            "dualpipev": ("h", 8, True), "interleaved-zb": ("X", 7, False), "looped-bfs": ("2", 10, False),
+            "paci-v": ("P", 8, False)}
 
 
 def schedule_style(name):
@@ -370,21 +383,49 @@ def integer_log2_axis(ax, values):
 
 # --- bench/paci-study results ---------------------------------------------------------------
 
-STUDY_COLUMNS = ["run", "schedule", "microbatches", "accum", "micro_batch", "predicted_step_s", "predicted_bubble",
-                 "steps_to_target", "tokens_to_target", "predicted_time_to_target_s", "speedup_vs_best_1f1b",
-                 "final_val_loss"]
-_STUDY_INTS = ("microbatches", "accum", "micro_batch", "steps_to_target", "tokens_to_target")
+# paci-study.csv: one row per configuration; paci-study-runs.csv: one row per run.
+STUDY_COLUMNS = ["config", "schedule", "microbatches", "accum", "backward", "lr", "seeds", "drift_bound",
+                 "predicted_step_s", "predicted_bubble", "final_val_mean", "final_val_sd",
+                 "predicted_time_to_target_mean_s", "speedup_vs_best_1f1b_mean", "speedup_vs_best_1f1b_sd"]
+STUDY_RUN_COLUMNS = ["run", "config", "schedule", "microbatches", "accum", "backward", "lr", "seed", "final_val"]
 
 
 def study_dir():
-    """The directory holding paci-study.csv, paci-study.md and paci-study/ (bench/paci-study's
-    output): PACI_NB_STUDY (a relative one is taken in the data directory), else the
-    repository's bench/results."""
+    """The directory holding paci-study.csv, paci-study-runs.csv, paci-study.md and paci-study/
+    (bench/paci-study's output): PACI_NB_STUDY (a relative one is taken in the data directory),
+    else the repository's bench/results."""
     spec = os.environ.get("PACI_NB_STUDY", "").strip()
     if not spec:
         return HERE.parent / "bench" / "results"
     p = Path(spec).expanduser()
     return p if p.is_absolute() else data_dir() / p
+
+
+def _read_csv(path, columns, what):
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            cols = reader.fieldnames or []
+            raw = list(reader)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file (run bench/paci-study, or set PACI_NB_STUDY to the directory "
+                         f"holding {what})")
+    missing = [c for c in columns if c not in cols]
+    if missing:
+        raise InputError(f"{path}: lacks columns {missing} (is this bench/paci-study's {what}?)")
+    if not raw:
+        raise InputError(f"{path}: no rows")
+    return raw
+
+
+def _number(path, n, row, c, kind=float):
+    try:
+        v = kind(row[c])
+        if not math.isfinite(v):
+            raise ValueError(row[c])
+        return v
+    except (TypeError, ValueError):
+        raise InputError(f"{path}:{n}: column {c} is not a number: {row.get(c)!r}")
 
 
 def _study_meta(md_path):
@@ -393,113 +434,102 @@ def _study_meta(md_path):
         text = Path(md_path).read_text()
     except FileNotFoundError:
         raise InputError(f"{md_path}: no such file (bench/paci-study writes it next to paci-study.csv)")
-    pats = {"model": r"for `([^`]+)` on\s+`", "device": r"for `[^`]+` on\s+`([^`]+)`",
-            "stages": r"(\d+) pipeline stages", "target_batch": r"global batch (\d+) sequences split",
-            "updates": r"; (\d+) updates \(", "target_loss": r"Target:[^*]*\*\*([-+0-9.eE]+)\*\*"}
+    pats = {"target_model": r"simulator for `([^`]+)` on", "device": r"on (\d+) x `([^`]+)`",
+            "target_batch": r"global batch (\d+) sequences split", "updates": r"; (\d+) updates \(",
+            "best_m": r"\*\*M = (\d+)\*\*", "lr": r"1F1B sweep = \*\*([-+0-9.eE]+)\*\*"}
     meta = {}
     for key, pat in pats.items():
         m = re.search(pat, text)
         if not m:
             raise InputError(f"{md_path}: cannot find the {key.replace('_', ' ')} (pattern {pat!r}); "
-                             "is this bench/paci-study's table?")
-        meta[key] = m.group(1)
-    for key in ("stages", "target_batch", "updates"):
+                             "is this bench/paci-study's report?")
+        meta[key] = m.group(2) if key == "device" else m.group(1)
+        if key == "device":
+            meta["stages"] = int(m.group(1))
+    for key in ("target_batch", "updates", "best_m"):
         meta[key] = int(meta[key])
-    meta["target_loss"] = float(meta["target_loss"])
+    meta["lr"] = float(meta["lr"])
     meta["quick"] = "--quick run" in text
+    meta["complete"] = "Complete." in text
     return meta
 
 
+def study_crossing(val, target):
+    """The update (interpolated linearly between evaluations) at which the validation curve
+    {step: loss} first reaches target, as bench/paci-study computes it; None if it never does."""
+    prev = None
+    for s in sorted(val):
+        v = val[s]
+        if v <= target:
+            if prev is None or prev[1] == v:
+                return float(s)
+            ps, pv = prev
+            return ps + (s - ps) * (pv - target) / (pv - v)
+        prev = (s, v)
+    return None
+
+
 def read_study(directory=None):
-    """bench/paci-study's results: the table (paci-study.csv), the target and time axis it names
-    (paci-study.md) and every run's metrics (paci-study/<run>.jsonl, read with read_metrics) and
-    simulator summary (paci-study/<run>.sim.json). Checks that they agree with each other: the
-    predicted seconds per update are the simulated makespan / updates, and the target loss (the
-    best validation loss every run reaches) and each run's steps to it, recomputed from the
-    metrics as bench/paci-study computes them, are the table's. Raises InputError naming the file."""
+    """bench/paci-study's results: configurations (paci-study.csv), runs (paci-study-runs.csv),
+    the time axis and protocol the report names (paci-study.md) and every run's metrics
+    (paci-study/<run>.jsonl, read with read_metrics). Checks that they agree: each configuration's
+    seeds have runs, and its mean final validation loss and mean speedup over the best 1F1B,
+    recomputed from the metrics as bench/paci-study computes them (per seed: the lowest loss both
+    reach, interpolated crossing x predicted step), are the table's. Raises InputError naming the
+    file."""
+    import statistics
     d = Path(directory) if directory else study_dir()
     if not d.is_dir():
         raise InputError(f"PACI_NB_STUDY: {d} is not a directory (bench/paci-study writes its results to "
                          "bench/results; `PACI_STUDY_OUT=DIR bench/paci-study --quick` makes a small one in DIR)")
-    csv_path, md_path = d / "paci-study.csv", d / "paci-study.md"
-    try:
-        with open(csv_path, newline="") as f:
-            reader = csv.DictReader(f)
-            cols = reader.fieldnames or []
-            raw = list(reader)
-    except FileNotFoundError:
-        raise InputError(f"{csv_path}: no such file (run bench/paci-study, or set PACI_NB_STUDY to the directory "
-                         "holding paci-study.csv)")
-    missing = [c for c in STUDY_COLUMNS if c not in cols]
-    if missing:
-        raise InputError(f"{csv_path}: lacks columns {missing} (is this bench/paci-study's table?)")
-    if not raw:
-        raise InputError(f"{csv_path}: no rows")
+    csv_path, runs_path, md_path = d / "paci-study.csv", d / "paci-study-runs.csv", d / "paci-study.md"
     meta = _study_meta(md_path)
-    rows, seen = [], set()
-    for n, r in enumerate(raw, start=2):
+    configs = []
+    for n, r in enumerate(_read_csv(csv_path, STUDY_COLUMNS, "configuration table"), start=2):
         x = dict(r)
-        try:
-            for c in STUDY_COLUMNS[2:]:
-                v = (r[c] or "").strip()
-                if c in ("steps_to_target", "tokens_to_target", "predicted_time_to_target_s") and v in ("", "None"):
-                    x[c] = None  # never reached the target
-                else:
-                    x[c] = int(v) if c in _STUDY_INTS else float(v)
-                    if not math.isfinite(x[c]):
-                        raise ValueError(v)
-        except (TypeError, ValueError):
-            raise InputError(f"{csv_path}:{n}: column {c} is not a number: {r.get(c)!r}")
-        if not x["run"] or x["run"] in seen:
-            raise InputError(f"{csv_path}:{n}: run name {x['run']!r} is empty or repeated")
-        seen.add(x["run"])
+        for c in STUDY_COLUMNS[7:]:
+            x[c] = _number(csv_path, n, r, c)
+        for c in ("microbatches", "accum", "seeds", "drift_bound"):
+            x[c] = _number(csv_path, n, r, c, int)
+        x["lr"] = _number(csv_path, n, r, "lr")
         if x["predicted_step_s"] <= 0:
             raise InputError(f"{csv_path}:{n}: predicted_step_s must be positive, got {x['predicted_step_s']}")
-        rows.append(x)
-
+        configs.append(x)
     runs = {}
-    for x in rows:
-        base = d / "paci-study" / x["run"]
-        m = read_metrics(f"{base}.jsonl")
+    for n, r in enumerate(_read_csv(runs_path, STUDY_RUN_COLUMNS, "run table"), start=2):
+        x = dict(r)
+        x["seed"] = _number(runs_path, n, r, "seed", int)
+        x["lr"] = _number(runs_path, n, r, "lr")
+        if r["final_val"] == "inf":  # a sweep run that diverged (NaN losses): listed, not plotted
+            x["final_val"], x["metrics"] = math.inf, None
+            runs[x["run"]] = x
+            continue
+        x["final_val"] = _number(runs_path, n, r, "final_val")
+        m = read_metrics(d / "paci-study" / f"{x['run']}.jsonl")
         if not m["val"]:
-            raise InputError(f"{base}.jsonl: no validation rows (val_loss)")
-        runs[x["run"]] = m
-        sim_path = f"{base}.sim.json"
-        sim = load_json(sim_path)
-        if not isinstance(sim, dict) or sim.get("format") != "paci-sim-summary":
-            raise InputError(f"{sim_path}: not a `paci sim --json` summary (format must be paci-sim-summary)")
-        res = need(sim, "results", sim_path, "the summary")
-        if not isinstance(res, list) or len(res) != 1:
-            raise InputError(f"{sim_path}: expected one result, got {len(res) if isinstance(res, list) else res!r}")
-        s = res[0]
-        if need(s, "schedule", sim_path, "the result") != x["schedule"] or \
-                need(s, "microbatches", sim_path, "the result") != x["microbatches"]:
-            raise InputError(f"{sim_path}: simulates {s['schedule']} with M={s['microbatches']}, but {csv_path} "
-                             f"says {x['run']} is {x['schedule']} with M={x['microbatches']}")
-        makespan = finite(need(s, "makespan", sim_path, "the result"), sim_path, "makespan")
-        updates = int(need(s, "steps", sim_path, "the result")) * x["microbatches"] // x["accum"]
-        step = makespan / updates
-        if abs(step - x["predicted_step_s"]) > 1e-5 * step:
-            raise InputError(f"{csv_path}: {x['run']}: predicted_step_s {x['predicted_step_s']} is not the makespan / "
-                             f"updates of {sim_path} ({makespan:.6g} / {updates} = {step:.6g})")
-        x["sim"] = s
-        x["label"] = x["run"]
-
-    # The target as bench/paci-study computes it: the best validation loss every run reaches.
-    vals = {name: {r["step"]: r["val_loss"] for r in m["val"]} for name, m in runs.items()}
-    target = max(min(v.values()) for v in vals.values())
-    if abs(target - meta["target_loss"]) > 5.1e-5:
-        raise InputError(f"{md_path}: target loss {meta['target_loss']} is not the best validation loss every run "
-                         f"in {d / 'paci-study'} reaches ({target:.6f}): are they from the same study run?")
-    for x in rows:
-        v = vals[x["run"]]
-        reach = [s for s in sorted(v) if v[s] <= target]
-        first = reach[0] if reach else None
-        if first != x["steps_to_target"]:
-            raise InputError(f"{csv_path}: {x['run']}: steps_to_target {x['steps_to_target']}, but its metrics reach "
-                             f"the target {target:.4f} at step {first}")
-        tpu = runs[x["run"]]["tokens_per_update"]
-        if first is not None and x["tokens_to_target"] != first * tpu:
-            raise InputError(f"{csv_path}: {x['run']}: tokens_to_target {x['tokens_to_target']} is not "
-                             f"{first} steps x {tpu} tokens per update (from its metrics)")
-    return {**meta, "dir": d, "csv": csv_path, "md": md_path, "rows": rows, "runs": runs, "target_loss": target}
+            raise InputError(f"{d / 'paci-study' / x['run']}.jsonl: no validation rows (val_loss)")
+        if abs(m["val"][-1]["val_loss"] - x["final_val"]) > 5.1e-5:
+            raise InputError(f"{runs_path}:{n}: final_val {x['final_val']} is not the last validation loss of "
+                             f"its metrics ({m['val'][-1]['val_loss']:.6f})")
+        x["metrics"] = m
+        runs[x["run"]] = x
+    best = f"1f1b-M{meta['best_m']}"
+    for c in configs:
+        c["runs"] = [runs.get(f"{c['config']}-lr{c['lr']:g}-s{s}") for s in range(1, c["seeds"] + 1)]
+        c["flush"] = [runs.get(f"{best}-lr{meta['lr']:g}-s{s}") for s in range(1, c["seeds"] + 1)]
+        if None in c["runs"] or None in c["flush"] or any(r["metrics"] is None for r in c["runs"] + c["flush"]):
+            raise InputError(f"{csv_path}: {c['config']} at lr {c['lr']:g} has {c['seeds']} seeds, but "
+                             f"{runs_path} lacks some of their runs (or of {best}'s), or one diverged")
+        fpred = next((x["predicted_step_s"] for x in configs if x["config"] == best), None)
+        speed = []
+        for r, f in zip(c["runs"], c["flush"]):
+            vr = {v["step"]: v["val_loss"] for v in r["metrics"]["val"]}
+            vf = {v["step"]: v["val_loss"] for v in f["metrics"]["val"]}
+            target = max(min(vr.values()), min(vf.values()))
+            speed.append(study_crossing(vf, target) * fpred / (study_crossing(vr, target) * c["predicted_step_s"]))
+        fin = statistics.fmean(r["metrics"]["val"][-1]["val_loss"] for r in c["runs"])
+        if abs(fin - c["final_val_mean"]) > 5.1e-5 or abs(statistics.fmean(speed) - c["speedup_vs_best_1f1b_mean"]) > 5.1e-4:
+            raise InputError(f"{csv_path}: {c['config']} (lr {c['lr']:g}): mean final loss {c['final_val_mean']} / "
+                             f"speedup {c['speedup_vs_best_1f1b_mean']} are not what its runs give ({fin:.4f} / "
+                             f"{statistics.fmean(speed):.4f}): are they from the same study run?")
+    return {**meta, "dir": d, "csv": csv_path, "md": md_path, "configs": configs, "runs": runs}

@@ -26,6 +26,7 @@ Analysis analyze(const Schedule& s, const ActionIndex& index) {
   for (int st = 0; st < S; ++st) {
     const int d = s.stage_device[st];
     StageFacts& sf = out.stages[st];
+    sf.inputs_only = recomputes_forward(s.policy);
     auto& facts = out.mb[st];
     int version = 0;                  // OPTs of this stage so far
     int inflight = 0;                 // F done, B/W not done
@@ -37,71 +38,77 @@ Analysis analyze(const Schedule& s, const ActionIndex& index) {
       return static_cast<int>(held.size()) + (held.count(version) ? 0 : 1);
     };
     const auto& prog = s.programs[d];
+    Action sub[2];
     for (int p = 0; p < static_cast<int>(prog.size()); ++p) {
-      const Action& a = prog[p];
-      if (a.stage != st) continue;
-      MicrobatchFacts* f = a.mb >= 0 ? &facts[a.mb] : nullptr;
-      switch (a.kind) {
-        case ActionKind::F: {
-          const int used = forward_version(s.policy, version, a.mb, s.accum);
-          {
-            if (used > version)
+      const int nsub = sub_actions(prog[p], sub);
+      for (int k = 0; k < nsub; ++k) {
+        const Action& a = sub[k];
+        if (a.stage != st) continue;
+        MicrobatchFacts* f = a.mb >= 0 ? &facts[a.mb] : nullptr;
+        switch (a.kind) {
+          case ActionKind::F: {
+            const int used = forward_version(s.policy, version, a.mb, s.accum);
+            {
+              if (used > version)
+                throw ScheduleError(
+                    fmt::format("device {}, position {}: {} is in global batch {} and must use "
+                                "weight version {} (double buffer), but stage {} has made only {} "
+                                "updates: more micro-batches per step are needed",
+                                d, p, to_string(a), a.mb / s.accum, used, st, version),
+                    program_excerpt(s, {d, p}));
+            }
+            f->v_fwd = used;
+            ++inflight;
+            if (keeps_old_versions(s.policy)) ++held[used];
+            sf.inflight_peak = std::max(sf.inflight_peak, inflight);
+            sf.weight_copies = std::max(sf.weight_copies, copies());
+            break;
+          }
+          case ActionKind::B:
+          case ActionKind::I:
+            f->v_bwd = backward_version(s.policy, version, f->v_fwd);
+            f->drift = f->v_bwd - f->v_fwd;
+            if (keeps_old_versions(s.policy)) {
+              auto it = held.find(f->v_fwd);
+              if (--it->second == 0) held.erase(it);
+            }
+            if (a.kind == ActionKind::B) --inflight, pending.push_back(a.mb);
+            break;
+          case ActionKind::W:
+            --inflight;
+            pending.push_back(a.mb);
+            break;
+          case ActionKind::OPT: {
+            std::sort(pending.begin(), pending.end());
+            bool exact = static_cast<int>(pending.size()) == s.accum;
+            for (int k = 0; exact && k < s.accum; ++k) exact = pending[k] == next_batch_mb + k;
+            if (!exact) {
+              std::string got;
+              for (size_t k = 0; k < pending.size() && k < 8; ++k)
+                got += (k ? "," : "") + std::to_string(pending[k]);
+              if (pending.size() > 8) got += ",...";
               throw ScheduleError(
-                  fmt::format("device {}, position {}: {} is in global batch {} and must use "
-                              "weight version {} (double buffer), but stage {} has made only {} "
-                              "updates: more micro-batches per step are needed",
-                              d, p, to_string(a), a.mb / s.accum, used, st, version),
+                  fmt::format("device {}, position {}: {} is update {} of stage {} and must apply "
+                              "the gradients of micro-batches {}..{} (global batch {}), but {} "
+                              "completed since the previous update: {{{}}}",
+                              d, p, to_string(a), version, st, next_batch_mb,
+                              next_batch_mb + s.accum - 1, version,
+                              pending.empty() ? std::string("none") : std::to_string(pending.size()),
+                              got),
                   program_excerpt(s, {d, p}));
+            }
+            for (int m : pending) {
+              facts[m].opt = version;
+              facts[m].delay = version - facts[m].v_fwd;
+            }
+            pending.clear();
+            next_batch_mb += s.accum;
+            ++version;
+            sf.weight_copies = std::max(sf.weight_copies, copies());
+            break;
           }
-          f->v_fwd = used;
-          ++inflight;
-          if (keeps_old_versions(s.policy)) ++held[used];
-          sf.inflight_peak = std::max(sf.inflight_peak, inflight);
-          sf.weight_copies = std::max(sf.weight_copies, copies());
-          break;
-        }
-        case ActionKind::B:
-        case ActionKind::I:
-          f->v_bwd = backward_version(s.policy, version, f->v_fwd);
-          f->drift = f->v_bwd - f->v_fwd;
-          if (keeps_old_versions(s.policy)) {
-            auto it = held.find(f->v_fwd);
-            if (--it->second == 0) held.erase(it);
-          }
-          if (a.kind == ActionKind::B) --inflight, pending.push_back(a.mb);
-          break;
-        case ActionKind::W:
-          --inflight;
-          pending.push_back(a.mb);
-          break;
-        case ActionKind::OPT: {
-          std::sort(pending.begin(), pending.end());
-          bool exact = static_cast<int>(pending.size()) == s.accum;
-          for (int k = 0; exact && k < s.accum; ++k) exact = pending[k] == next_batch_mb + k;
-          if (!exact) {
-            std::string got;
-            for (size_t k = 0; k < pending.size() && k < 8; ++k)
-              got += (k ? "," : "") + std::to_string(pending[k]);
-            if (pending.size() > 8) got += ",...";
-            throw ScheduleError(
-                fmt::format("device {}, position {}: {} is update {} of stage {} and must apply "
-                            "the gradients of micro-batches {}..{} (global batch {}), but {} "
-                            "completed since the previous update: {{{}}}",
-                            d, p, to_string(a), version, st, next_batch_mb,
-                            next_batch_mb + s.accum - 1, version,
-                            pending.empty() ? std::string("none") : std::to_string(pending.size()),
-                            got),
-                program_excerpt(s, {d, p}));
-          }
-          for (int m : pending) {
-            facts[m].opt = version;
-            facts[m].delay = version - facts[m].v_fwd;
-          }
-          pending.clear();
-          next_batch_mb += s.accum;
-          ++version;
-          sf.weight_copies = std::max(sf.weight_copies, copies());
-          break;
+          case ActionKind::FB:
+            break;  // never a sub-action
         }
       }
     }
@@ -122,6 +129,21 @@ Analysis analyze(const Schedule& s, const ActionIndex& index) {
     sf.mean_drift = static_cast<double>(drift_sum) / T;
     sf.mean_delay = static_cast<double>(delay_sum) / T;
     sf.steady_mean_drift = static_cast<double>(steady_sum) / (hi - lo);
+  }
+  // Activation slots per device in program order: +1 at a forward, -1 when its backward
+  // (B, or W) completes, in units of one of its stages' activations.
+  out.device_inflight_peak.assign(s.devices(), 0);
+  for (int d = 0; d < s.devices(); ++d) {
+    int level = 0, peak = 0;
+    Action sub[2];
+    for (const Action& a : s.programs[d]) {
+      const int n = sub_actions(a, sub);
+      for (int k = 0; k < n; ++k) {
+        if (sub[k].kind == ActionKind::F) peak = std::max(peak, ++level);
+        if (sub[k].kind == ActionKind::B || sub[k].kind == ActionKind::W) --level;
+      }
+    }
+    out.device_inflight_peak[d] = peak;
   }
   return out;
 }

@@ -21,6 +21,9 @@ struct MicrobatchFacts {
 
 struct StageFacts {
   int inflight_peak = 0;    // activation slots: forwards whose backward (B or W) is not done
+  // Under recompute those slots hold the stage inputs only; one micro-batch's whole
+  // activations exist only while its B reruns the forward and runs the backward.
+  bool inputs_only = false;
   int weight_copies = 1;    // distinct weight versions held at once (current + stashed)
   int updates = 0;          // OPTs of the stage
   int max_drift = 0;
@@ -35,6 +38,10 @@ struct StageFacts {
 struct Analysis {
   std::vector<StageFacts> stages;
   std::vector<std::vector<MicrobatchFacts>> mb;  // [stage][micro-batch]
+  // Per device: the most forwards whose backward (B, or W) has not completed, over all its
+  // stages, in program order. Each counts one stage's activations of a micro-batch, 1/v of a
+  // device's share when the device holds v stages.
+  std::vector<int> device_inflight_peak;
 };
 
 // Requires a structurally valid schedule (the ActionIndex built). Throws ScheduleError when

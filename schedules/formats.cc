@@ -43,6 +43,17 @@ bool is_derived_action(std::string_view kind) {
 }  // namespace
 
 std::optional<Action> parse_action(std::string_view text) {
+  // An overlapped F&B: "(0F7;7B3)OVERLAP_F_B", a forward then a whole backward.
+  constexpr std::string_view kOverlap = ")OVERLAP_F_B";
+  if (!text.empty() && text.front() == '(' && text.size() > kOverlap.size() &&
+      text.substr(text.size() - kOverlap.size()) == kOverlap) {
+    std::string_view inner = text.substr(1, text.size() - 1 - kOverlap.size());
+    size_t semi = inner.find(';');
+    if (semi == std::string_view::npos) return std::nullopt;
+    auto f = parse_action(inner.substr(0, semi)), b = parse_action(inner.substr(semi + 1));
+    if (!f || !b || f->kind != ActionKind::F || b->kind != ActionKind::B) return std::nullopt;
+    return FwdBwd(f->stage, f->mb, b->stage, b->mb);
+  }
   size_t i = 0;
   int stage = 0, mb = 0;
   if (!parse_int(text, i, stage)) return std::nullopt;
@@ -177,7 +188,7 @@ Schedule schedule_from_json(std::string_view text, const std::string& source) {
     auto p = parse_policy(pol);
     if (!p)
       throw FormatError(fmt::format("{}: unknown weight policy \"{}\" (allowed: current, stash, "
-                                    "double-buffer)", source, excerpt(pol)));
+                                    "double-buffer, forward, recompute)", source, excerpt(pol)));
     s.policy = *p;
     auto int_list = [&](const json& v, const std::string& field, int64_t lo, int64_t hi) {
       if (!v.is_array() || static_cast<int64_t>(v.size()) != S)
@@ -197,7 +208,8 @@ Schedule schedule_from_json(std::string_view text, const std::string& source) {
         auto a = c.is_string() ? parse_action(cell) : std::nullopt;
         if (!a)
           throw FormatError(fmt::format("{}: programs[{}][{}]: unknown action \"{}\" (expected "
-                                        "e.g. 0F1, 1B0, 2I3, 2W3, 0OPT)", source, d, k, excerpt(cell)));
+                                        "e.g. 0F1, 1B0, 2I3, 2W3, 0OPT, (0F7;7B3)OVERLAP_F_B)", source, d, k,
+                                        excerpt(cell)));
         prog.push_back(*a);
       }
       s.programs.push_back(std::move(prog));
@@ -230,6 +242,11 @@ std::string not_torch_expressible(const Schedule& s) {
   for (const auto& prog : s.programs)
     for (const Action& a : prog) {
       if (a.stage < 0 || a.stage >= S) return fmt::format("action {} names no stage", to_string(a));
+      if (a.kind == ActionKind::FB && (a.stage_b < 0 || a.stage_b >= S))
+        return fmt::format("action {} names no stage", to_string(a));
+      if (a.kind == ActionKind::FB && done[a.stage_b])
+        return fmt::format("stage {} computes {} after its optimizer step, so updates happen inside the "
+                           "schedule", a.stage_b, to_string(a));
       if (a.kind == ActionKind::OPT) {
         ++opts[a.stage];
         done[a.stage] = 1;
@@ -380,6 +397,10 @@ Schedule schedule_from_csv(std::string_view text, const std::string& source,
       if (kind != "OVERLAP_F_B")
         throw bad(cell, kind.empty() ? "composite cell without a kind"
                                      : "composite cell of unknown kind (allowed: OVERLAP_F_B)");
+      if (auto fb = parse_action(cell)) {  // a forward and a whole backward: one FB action
+        flat.push_back(*fb);
+        return;
+      }
       std::string_view inner = cell.substr(1, close - 1);
       size_t subs = 0;
       while (true) {
@@ -426,19 +447,26 @@ Schedule schedule_from_csv(std::string_view text, const std::string& source,
   // number of actions A, and every (stage, micro-batch) needs its own F, so S x T <= A.
   const int64_t A = static_cast<int64_t>(flat.size());
   int64_t S64 = 0, T64 = 0;
-  for (const Action& a : flat) {
-    if (a.stage >= A || a.mb >= A)
-      throw FormatError(fmt::format("{}: action {} names {} {}, but the file holds only {} actions "
-                                    "(stage and micro-batch ids must be below the number of actions)",
-                                    source, to_string(a), a.stage >= A ? "stage" : "micro-batch",
-                                    a.stage >= A ? a.stage : a.mb, A));
-    S64 = std::max<int64_t>(S64, a.stage + 1);
-    if (a.kind != ActionKind::OPT) T64 = std::max<int64_t>(T64, a.mb + 1);
+  int64_t plain = 0;  // plain actions: an FB holds two
+  for (const Action& whole : flat) {
+    Action sub[2];
+    const int n = sub_actions(whole, sub);
+    plain += n;
+    for (int k = 0; k < n; ++k) {
+      const Action& a = sub[k];
+      if (a.stage >= A || a.mb >= A)
+        throw FormatError(fmt::format("{}: action {} names {} {}, but the file holds only {} actions "
+                                      "(stage and micro-batch ids must be below the number of actions)",
+                                      source, to_string(whole), a.stage >= A ? "stage" : "micro-batch",
+                                      a.stage >= A ? a.stage : a.mb, A));
+      S64 = std::max<int64_t>(S64, a.stage + 1);
+      if (a.kind != ActionKind::OPT) T64 = std::max<int64_t>(T64, a.mb + 1);
+    }
   }
   if (S64 == 0 || T64 == 0) throw FormatError(fmt::format("{}: no forward or backward actions", source));
-  if (S64 * T64 > A)
+  if (S64 * T64 > plain)
     throw FormatError(fmt::format("{}: {} stages x {} micro-batches need at least {} forwards, but the "
-                                  "file holds only {} actions", source, S64, T64, S64 * T64, A));
+                                  "file holds only {} actions", source, S64, T64, S64 * T64, plain));
   const int S = static_cast<int>(S64), T = static_cast<int>(T64);
   std::vector<std::vector<Action>> rows(row_end.size());
   for (size_t d = 0, at = 0; d < row_end.size(); at = row_end[d++])
@@ -453,12 +481,16 @@ Schedule schedule_from_csv(std::string_view text, const std::string& source,
   const int D = static_cast<int>(rows.size());
   s.stage_device.assign(S, -1);
   for (int d = 0; d < D; ++d)
-    for (const auto& a : rows[d]) {
-      int& dev = s.stage_device[a.stage];
-      if (dev >= 0 && dev != d)
-        throw FormatError(fmt::format("{}: stage {} appears on rank {} and rank {}: each stage "
-                                      "lives on one rank", source, a.stage, dev, d));
-      dev = d;
+    for (const auto& whole : rows[d]) {
+      Action sub[2];
+      const int n = sub_actions(whole, sub);
+      for (int k = 0; k < n; ++k) {
+        int& dev = s.stage_device[sub[k].stage];
+        if (dev >= 0 && dev != d)
+          throw FormatError(fmt::format("{}: stage {} appears on rank {} and rank {}: each stage "
+                                        "lives on one rank", source, sub[k].stage, dev, d));
+        dev = d;
+      }
     }
   std::vector<int> per_device(D, 0);
   for (int st = 0; st < S; ++st) {

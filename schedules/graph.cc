@@ -71,27 +71,36 @@ ActionIndex::ActionIndex(const Schedule& s) : s_(s) {
       ActionRef r{d, p};
       int64_t me = offset_[d] + p;
       refs_[me] = r;
-      if (a.stage < 0 || a.stage >= S)
-        fail(s, r, fmt::format("{} names stage {}, but the schedule has {} stages (0..{})",
-                               where(r, a), a.stage, S, S - 1));
-      if (s.stage_device[a.stage] != d)
-        fail(s, r, fmt::format("{} is for stage {}, which lives on device {}", where(r, a),
-                               a.stage, s.stage_device[a.stage]));
-      if (a.kind == ActionKind::OPT) continue;
-      if (a.mb < 0 || a.mb >= T)
-        fail(s, r, fmt::format("{} names micro-batch {}, but micro-batches are 0..{} "
-                               "({} per step x {} steps)",
-                               where(r, a), a.mb, T - 1, s.spec.microbatches, s.spec.steps));
-      auto& slot = a.kind == ActionKind::F   ? f_[a.stage][a.mb]
-                   : a.kind == ActionKind::B ? b_[a.stage][a.mb]
-                   : a.kind == ActionKind::I ? i_[a.stage][a.mb]
-                                             : w_[a.stage][a.mb];
-      if (slot >= 0) {
-        ActionRef first = refs_[slot];
-        fail(s, r, fmt::format("{} is a duplicate (first at device {}, position {})",
-                               where(r, a), first.device, first.pos));
+      Action sub[2];
+      const int n = sub_actions(a, sub);
+      for (int k = 0; k < n; ++k) {
+        const Action& x = sub[k];
+        if (x.stage < 0 || x.stage >= S)
+          fail(s, r, fmt::format("{} names stage {}, but the schedule has {} stages (0..{})",
+                                 where(r, a), x.stage, S, S - 1));
+        if (s.stage_device[x.stage] != d)
+          fail(s, r, fmt::format("{} is for stage {}, which lives on device {}", where(r, a),
+                                 x.stage, s.stage_device[x.stage]));
+        if (x.kind == ActionKind::OPT) continue;
+        if (x.mb < 0 || x.mb >= T)
+          fail(s, r, fmt::format("{} names micro-batch {}, but micro-batches are 0..{} "
+                                 "({} per step x {} steps)",
+                                 where(r, a), x.mb, T - 1, s.spec.microbatches, s.spec.steps));
+        auto& slot = x.kind == ActionKind::F   ? f_[x.stage][x.mb]
+                     : x.kind == ActionKind::B ? b_[x.stage][x.mb]
+                     : x.kind == ActionKind::I ? i_[x.stage][x.mb]
+                                               : w_[x.stage][x.mb];
+        if (slot >= 0) {
+          ActionRef first = refs_[slot];
+          fail(s, r, fmt::format("{} {} (first at device {}, position {})", where(r, a),
+                                 a.kind == ActionKind::FB ? "repeats " + to_string(x) : "is a duplicate",
+                                 first.device, first.pos));
+        }
+        slot = me;
       }
-      slot = me;
+      if (a.kind == ActionKind::FB && a.stage == a.stage_b && a.mb == a.mb_b)
+        fail(s, r, fmt::format("{} overlaps the backward of its own forward: an overlapped F&B "
+                               "needs two different (stage, micro-batch) pairs", where(r, a)));
     }
   }
   for (int st = 0; st < S; ++st) {
@@ -129,6 +138,17 @@ const Action& ActionIndex::action(int64_t id) const {
 void ActionIndex::data_deps(int64_t id, std::vector<int64_t>& out) const {
   out.clear();
   const Action& a = action(id);
+  if (a.kind == ActionKind::FB) {
+    // The inputs of both halves (none of them the action itself: validated above).
+    Action sub[2];
+    sub_actions(a, sub);
+    for (const Action& x : sub) sub_deps(x, out);
+    return;
+  }
+  sub_deps(a, out);
+}
+
+void ActionIndex::sub_deps(const Action& a, std::vector<int64_t>& out) const {
   const int last = s_.stages() - 1;
   switch (a.kind) {
     case ActionKind::F:
@@ -143,6 +163,7 @@ void ActionIndex::data_deps(int64_t id, std::vector<int64_t>& out) const {
       out.push_back(i_[a.stage][a.mb]);
       break;
     case ActionKind::OPT:
+    case ActionKind::FB:
       break;
   }
 }

@@ -32,7 +32,9 @@ std::string program_excerpt(const Schedule& s, ActionRef marked, int window = 6)
 
 // Where every action of a schedule sits. Action ids are dense: id = offset[device] + pos.
 // Building it checks the structure: stages and micro-batches in range, each stage on its
-// device, exactly one F and one B (or one I and one W) per (stage, micro-batch).
+// device, exactly one F and one B (or one I and one W) per (stage, micro-batch). Any
+// stage-to-device map is allowed (d + k*D, a V, anything). An FB counts as the F and the B
+// it holds: fwd() and bwd() of its halves both return its id.
 class ActionIndex {
  public:
   explicit ActionIndex(const Schedule& s);
@@ -55,9 +57,13 @@ class ActionIndex {
   // Data dependencies of an action (not program order): F(s-1,m) -> F(s,m); F(s,m) and
   // B/I(s+1,m) -> B/I(s,m); I(s,m) -> W(s,m). An OPT depends on its own stage's gradients,
   // which precede it on the same device, so program order covers it.
+  // An FB depends on what its F and its B depend on.
   void data_deps(int64_t id, std::vector<int64_t>& out) const;
 
  private:
+  // Appends the dependencies of one plain (non-FB) action.
+  void sub_deps(const Action& a, std::vector<int64_t>& out) const;
+
   const Schedule& s_;
   std::vector<size_t> offset_;
   std::vector<ActionRef> refs_;

@@ -11,11 +11,15 @@ std::string_view kind_name(ActionKind k) {
     case ActionKind::I: return "I";
     case ActionKind::W: return "W";
     case ActionKind::OPT: return "OPT";
+    case ActionKind::FB: return "OVERLAP_F_B";
   }
   return "?";
 }
 
 std::string to_string(const Action& a) {
+  if (a.kind == ActionKind::FB)
+    return "(" + to_string(Fwd(a.stage, a.mb)) + ";" + to_string(Bwd(a.stage_b, a.mb_b)) +
+           ")OVERLAP_F_B";
   std::string s = std::to_string(a.stage);
   s += kind_name(a.kind);
   if (a.kind != ActionKind::OPT) s += std::to_string(a.mb);
@@ -27,6 +31,8 @@ std::string_view policy_name(WeightPolicy p) {
     case WeightPolicy::kCurrent: return "current";
     case WeightPolicy::kStash: return "stash";
     case WeightPolicy::kDoubleBuffer: return "double-buffer";
+    case WeightPolicy::kForward: return "forward";
+    case WeightPolicy::kRecompute: return "recompute";
   }
   return "?";
 }
@@ -35,6 +41,8 @@ std::optional<WeightPolicy> parse_policy(std::string_view name) {
   if (name == "current") return WeightPolicy::kCurrent;
   if (name == "stash") return WeightPolicy::kStash;
   if (name == "double-buffer") return WeightPolicy::kDoubleBuffer;
+  if (name == "forward") return WeightPolicy::kForward;
+  if (name == "recompute") return WeightPolicy::kRecompute;
   return std::nullopt;
 }
 

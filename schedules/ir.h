@@ -17,15 +17,23 @@ namespace paci {
 
 // F: forward. B: full backward. I: backward for inputs only. W: backward for weights only
 // (the zero-bubble split: B = I then W). OPT: a local optimizer step of one stage.
-enum class ActionKind : uint8_t { F, B, I, W, OPT };
+// FB: an overlapped forward and full backward run as one action (DualPipe's "F&B"): the
+// forward of (stage, mb) together with the backward of (stage_b, mb_b), two stages on the
+// same device, with a cost of its own (the cost model's fb). It waits for the inputs of
+// both halves and its outputs appear when it ends. PyTorch writes it (0F7;7B3)OVERLAP_F_B.
+enum class ActionKind : uint8_t { F, B, I, W, OPT, FB };
 
 struct Action {
   ActionKind kind = ActionKind::F;
   int stage = 0;
   int mb = -1;  // global micro-batch id; -1 for OPT
+  // FB only: the stage and micro-batch of its backward half (stage, mb are its forward's).
+  int stage_b = -1;
+  int mb_b = -1;
 
   friend bool operator==(const Action& a, const Action& b) {
-    return a.kind == b.kind && a.stage == b.stage && a.mb == b.mb;
+    return a.kind == b.kind && a.stage == b.stage && a.mb == b.mb && a.stage_b == b.stage_b &&
+           a.mb_b == b.mb_b;
   }
   friend bool operator!=(const Action& a, const Action& b) { return !(a == b); }
 };
@@ -35,9 +43,25 @@ inline Action Bwd(int stage, int mb) { return {ActionKind::B, stage, mb}; }
 inline Action BwdI(int stage, int mb) { return {ActionKind::I, stage, mb}; }
 inline Action BwdW(int stage, int mb) { return {ActionKind::W, stage, mb}; }
 inline Action Opt(int stage) { return {ActionKind::OPT, stage, -1}; }
+inline Action FwdBwd(int f_stage, int f_mb, int b_stage, int b_mb) {
+  return {ActionKind::FB, f_stage, f_mb, b_stage, b_mb};
+}
 
-// PyTorch torch.distributed.pipelining action strings: "0F1", "1B0", "2I3", "2W3"; the
-// optimizer step, which PyTorch keeps outside its schedules, is written "0OPT".
+// The plain actions an action is made of, in the order they take effect: an FB gives its F
+// then its B, any other action itself. Returns how many were written to out.
+inline int sub_actions(const Action& a, Action out[2]) {
+  if (a.kind != ActionKind::FB) {
+    out[0] = a;
+    return 1;
+  }
+  out[0] = Fwd(a.stage, a.mb);
+  out[1] = Bwd(a.stage_b, a.mb_b);
+  return 2;
+}
+
+// PyTorch torch.distributed.pipelining action strings: "0F1", "1B0", "2I3", "2W3",
+// "(0F7;7B3)OVERLAP_F_B"; the optimizer step, which PyTorch keeps outside its schedules, is
+// written "0OPT".
 std::string to_string(const Action& a);
 std::string_view kind_name(ActionKind k);
 
@@ -47,7 +71,14 @@ std::string_view kind_name(ActionKind k);
 //  double-buffer: forwards of global batch k use version max(k-1, 0) and the backward the
 //                 same; two versions are held (PipeDream-2BW), so every update applies a
 //                 gradient computed one version earlier.
-enum class WeightPolicy : uint8_t { kCurrent, kStash, kDoubleBuffer };
+// The backward semantics of an asynchronous schedule (`--backward`; each is a policy of a
+// schedule whose forwards use the current version):
+//  forward:       matmul input gradients with the weights the forward used (what bf16
+//                 autocast does: a linear layer saves its bf16 weight cast at forward time),
+//                 LayerNorm with the current ones. The versions in flight are kept as copies.
+//  recompute:     the stage's forward is rerun with the current weights right before the
+//                 backward; only the stage inputs are kept between the two (whole B only).
+enum class WeightPolicy : uint8_t { kCurrent, kStash, kDoubleBuffer, kForward, kRecompute };
 std::string_view policy_name(WeightPolicy p);
 std::optional<WeightPolicy> parse_policy(std::string_view name);
 
@@ -61,12 +92,17 @@ inline int forward_version(WeightPolicy p, int current, int64_t mb, int accum, i
   const int64_t prev = mb / accum - 1;
   return base + static_cast<int>(prev > 0 ? prev : 0);
 }
-// A backward (B or I) uses the current version under `current`, else its forward's.
+// A backward (B or I) uses the current version under `current` and `recompute`, else its
+// forward's (under `forward`: the version of its matmul weights; LayerNorm uses the current).
 inline int backward_version(WeightPolicy p, int current, int forward) {
-  return p == WeightPolicy::kCurrent ? current : forward;
+  return p == WeightPolicy::kCurrent || p == WeightPolicy::kRecompute ? current : forward;
 }
-// Whether a version must be copied to outlive an update (stash and double buffer).
-inline bool keeps_old_versions(WeightPolicy p) { return p != WeightPolicy::kCurrent; }
+// Whether a version must be copied to outlive an update (stash, double buffer, forward).
+inline bool keeps_old_versions(WeightPolicy p) {
+  return p != WeightPolicy::kCurrent && p != WeightPolicy::kRecompute;
+}
+// Whether the backward reruns the stage's forward first, keeping only the stage inputs.
+inline bool recomputes_forward(WeightPolicy p) { return p == WeightPolicy::kRecompute; }
 
 // Bounds a schedule declares about itself; validation checks them. Empty vectors mean
 // "not declared". Indexed by stage.

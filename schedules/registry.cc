@@ -15,6 +15,13 @@ const std::vector<ScheduleInfo>& schedule_catalog() {
       {"zb-h1", "Zero Bubble H1: split backward (I, W), 1F1B memory; bubble ~1/3 of 1F1B"},
       {"zb-1p", "Zero Bubble automatic, 1x 1F1B activation memory (built from a cost model: paci sim)", false, false, true},
       {"zb-2p", "Zero Bubble automatic, 2x 1F1B activation memory, near-zero bubble (paci sim)", false, false, true},
+      {"zb-v", "Zero Bubble ZB-V: V placement (2 stages per device), split backward, 1F1B memory; idles only to fill"},
+      {"v-half", "V-Half: V placement, split backward, ~1/2 of 1F1B's activation memory"},
+      {"v-min", "V-Min: V placement, split backward, ~1/3 of 1F1B's activation memory"},
+      {"dualpipev", "DeepSeek DualPipeV: V placement, overlapped F&B actions; bubble (P-1)(FB+B-3W) a step, M >= 2P"},
+      {"interleaved-zb", "interleaved 1F1B with split backward (PyTorch ScheduleInterleavedZeroBubble)", true},
+      {"looped-bfs", "looped breadth-first: v stages per device, all F then all B; GPipe with v chunks", true},
+      {"paci-v", "PACI on the V placement: no flush, local OPT every a backwards, activations evened out", false, true},
       {"pipedream", "async 1F1B, update every micro-batch, weight stashing (P-s versions)"},
       {"pipedream-2bw", "async 1F1B, 2 weight buffers, gradients over M micro-batches, delay 1"},
   };
@@ -60,21 +67,22 @@ Schedule make_schedule(std::string_view name, const ScheduleParams& p) {
     throw ParamError("--microbatches", fmt::format("--microbatches x --steps must be <= {} (got {})",
                                                    1L << 24, total));
   if (!info->uses_virtual && p.virtual_stages && *p.virtual_stages != 1)
-    throw ParamError("--virtual", fmt::format("--virtual applies only to interleaved-1f1b "
-                                              "(schedule {} has one stage per device)", name));
+    throw ParamError("--virtual", fmt::format("--virtual applies only to interleaved-1f1b, "
+                                              "interleaved-zb and looped-bfs (schedule {} has a "
+                                              "fixed number of stages per device)", name));
   if (!info->uses_accum && p.accum && *p.accum != p.microbatches)
-    throw ParamError("--accum", fmt::format("--accum applies only to paci (schedule {} steps "
+    throw ParamError("--accum", fmt::format("--accum applies only to paci and paci-v (schedule {} steps "
                                             "after every {} micro-batches)",
                                             name, name == "pipedream" ? 1 : p.microbatches));
   const int P = p.stages, M = p.microbatches, N = p.steps;
   if (name == "gpipe") return gen_gpipe(P, M, N);
   if (name == "1f1b") return gen_1f1b(P, M, N);
-  if (name == "paci") {
+  if (name == "paci" || name == "paci-v") {
     int a = p.accum.value_or(M);
     if (a < 1 || total % a != 0)
       throw ParamError("--accum", fmt::format("--accum must be >= 1 and divide --microbatches x "
                                               "--steps = {} (got {})", total, a));
-    return gen_paci(P, M, N, a);
+    return name == "paci" ? gen_paci(P, M, N, a) : gen_paci_v(P, M, N, a);
   }
   if (name == "pipedream") return gen_pipedream(P, M, N);
   if (name == "pipedream-2bw") {
@@ -83,6 +91,23 @@ Schedule make_schedule(std::string_view name, const ScheduleParams& p) {
                        fmt::format("--microbatches must be >= --stages - 1 = {} for pipedream-2bw "
                                    "(two weight buffers; got {})", P - 1, M));
     return gen_pipedream_2bw(P, M, N);
+  }
+  if (name == "interleaved-zb" || name == "looped-bfs") {
+    int v = p.virtual_stages.value_or(2);
+    if (v < 1 || v > 64)
+      throw ParamError("--virtual", fmt::format("--virtual must be in 1..64 (got {})", v));
+    return name == "looped-bfs" ? gen_looped_bfs(P, M, N, v) : gen_interleaved_zb(P, M, N, v);
+  }
+  if (name == "zb-v") return gen_zb_v(P, M, N);
+  if (name == "v-half") return gen_v_half(P, M, N);
+  if (name == "v-min") return gen_v_min(P, M, N);
+  if (name == "dualpipev") {
+    if (M < 2 * P)
+      throw ParamError("--microbatches",
+                       fmt::format("--microbatches must be >= 2 x --stages = {} for dualpipev (its "
+                                   "main phase needs M - 2P + 1 >= 1 overlapped pairs; got {})",
+                                   2 * P, M));
+    return gen_dualpipev(P, M, N);
   }
   if (name == "interleaved-1f1b") {
     int v = p.virtual_stages.value_or(2);

@@ -15,8 +15,8 @@ struct ScheduleParams {
   int stages = 0;          // P: devices (pipeline ranks)
   int microbatches = 0;    // M per optimizer step
   int steps = 1;           // N
-  std::optional<int> virtual_stages;  // v (interleaved-1f1b); default 2
-  std::optional<int> accum;           // a (paci); default M
+  std::optional<int> virtual_stages;  // v (interleaved-1f1b, interleaved-zb, looped-bfs); default 2
+  std::optional<int> accum;           // a (paci, paci-v); default M
 };
 
 // A parameter a generator cannot accept. flag() names the command-line flag, what() is one

@@ -8,6 +8,15 @@
 #include "schedules/graph.h"
 
 namespace paci {
+namespace {
+
+// A timeline cell: the action string, an FB shortened to its halves joined by '&'.
+std::string cell_label(const Action& a) {
+  if (a.kind != ActionKind::FB) return to_string(a);
+  return to_string(Fwd(a.stage, a.mb)) + "&" + to_string(Bwd(a.stage_b, a.mb_b));
+}
+
+}  // namespace
 
 std::string render_unit_timeline(const Schedule& s, int max_units) {
   ActionIndex index(s);
@@ -19,10 +28,10 @@ std::string render_unit_timeline(const Schedule& s, int max_units) {
   size_t width = 1;
   for (const auto& prog : s.programs)
     for (const auto& a : prog)
-      if (a.kind != ActionKind::OPT) width = std::max(width, to_string(a).size());
+      if (a.kind != ActionKind::OPT) width = std::max(width, cell_label(a).size());
   // cells[d][u]: label of the action in unit u; marks[d][u]: an OPT right before unit u.
-  std::string out = fmt::format("unit-time timeline of {} ({} time units; F, B, I, W = 1 unit, "
-                                "| = optimizer step, . = idle)\n", s.name, units);
+  std::string out = fmt::format("unit-time timeline of {} ({} time units; F, B, I, W and an "
+                                "overlapped F&B = 1 unit, | = optimizer step, . = idle)\n", s.name, units);
   for (int d = 0; d < s.devices(); ++d) {
     std::vector<std::string> cells(shown + 1);
     std::vector<char> marks(shown + 1, ' ');
@@ -32,7 +41,7 @@ std::string render_unit_timeline(const Schedule& s, int max_units) {
       if (u > shown) continue;
       const Action& a = s.programs[d][p];
       if (a.kind == ActionKind::OPT) marks[u] = '|';
-      else if (u < shown) cells[u] = to_string(a);
+      else if (u < shown) cells[u] = cell_label(a);
     }
     std::string row = fmt::format("device {:>2} ", d);
     for (int u = 0; u <= shown; ++u) {
@@ -56,6 +65,18 @@ std::string render_stage_table(const Schedule& s, const Analysis& a) {
     out += fmt::format("{:>5} {:>6} {:>9} {:>7} {:>7} {:>9} {:>10.3f} {:>11.3f} {:>9}\n", st,
                        s.stage_device[st], f.inflight_peak, f.weight_copies, f.updates,
                        f.max_drift, f.mean_drift, f.steady_mean_drift, f.max_delay);
+  }
+  // Activation memory per device: slots of its stages in flight at once (program order),
+  // and the same in device shares (a slot of a device with v stages is 1/v of its share of
+  // the model's activations), which compares schedules with different placements.
+  out += fmt::format("\n{:>6} {:>6} {:>16} {:>13}\n", "device", "stages", "activation slots",
+                     "device shares");
+  for (int d = 0; d < s.devices(); ++d) {
+    int stages = 0;
+    for (int st = 0; st < s.stages(); ++st) stages += s.stage_device[st] == d;
+    const int slots = a.device_inflight_peak.empty() ? 0 : a.device_inflight_peak[d];
+    out += fmt::format("{:>6} {:>6} {:>16} {:>13.2f}\n", d, stages, slots,
+                       stages > 0 ? static_cast<double>(slots) / stages : 0.0);
   }
   return out;
 }

@@ -17,7 +17,31 @@ std::vector<std::string> schedule_names(const ScheduleBuilders& builders) {
   return out;
 }
 
-Schedule get_schedule(const ScheduleRequest& r, const ScheduleBuilders& builders) {
+Schedule with_backward(Schedule s, WeightPolicy b) {
+  if (b != WeightPolicy::kCurrent && b != WeightPolicy::kForward && b != WeightPolicy::kRecompute)
+    throw ParamError("--backward", fmt::format("'{}' is not a backward semantics (allowed: current, "
+                                               "forward, recompute)", policy_name(b)));
+  if (s.policy == b) return s;
+  if (s.policy != WeightPolicy::kCurrent)
+    throw ParamError("--backward", fmt::format("{} uses the weight policy {}; --backward {} applies to "
+                                               "schedules whose backward uses the current weights",
+                                               s.name, policy_name(s.policy), policy_name(b)));
+  if (b == WeightPolicy::kRecompute)
+    for (const auto& prog : s.programs)
+      for (const Action& a : prog)
+        if (a.kind == ActionKind::I || a.kind == ActionKind::W)
+          throw ParamError("--backward", fmt::format("{} splits its backward into I and W ({}); recompute "
+                                                     "applies to schedules with whole backwards (B)",
+                                                     s.name, to_string(a)));
+  s.policy = b;
+  // Copies of the versions in flight are the point of `forward`: the generator's bound of one
+  // copy no longer holds (the analysis counts them).
+  if (b == WeightPolicy::kForward) s.bounds.max_weight_copies.clear();
+  return s;
+}
+
+namespace {
+Schedule get_schedule_as_given(const ScheduleRequest& r, const ScheduleBuilders& builders) {
   if (!r.file.empty() && !r.name.empty())
     throw ParamError("--file", fmt::format("give a schedule name (--schedule {}) or a file (--file {}), "
                                            "not both", r.name, r.file));
@@ -34,6 +58,12 @@ Schedule get_schedule(const ScheduleRequest& r, const ScheduleBuilders& builders
                                                "FILE.csv|.json)", r.name, allowed));
   }
   return make_schedule(r.name, r.params);
+}
+}  // namespace
+
+Schedule get_schedule(const ScheduleRequest& r, const ScheduleBuilders& builders) {
+  Schedule s = get_schedule_as_given(r, builders);
+  return r.backward ? with_backward(std::move(s), *r.backward) : s;
 }
 
 Schedule get_schedule_for_steps(const ScheduleRequest& r, int steps, const ScheduleBuilders& builders) {

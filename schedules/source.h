@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,15 @@ struct ScheduleRequest {
   std::string file;       // a schedule file (.csv / .json); exactly one of the two
   ScheduleParams params;  // stages, microbatches, steps, virtual stages, accumulation
   CsvHints hints;         // for a CSV file
+  // --backward: the backward semantics (current, forward, recompute) of a schedule whose
+  // policy is current; empty keeps the schedule's own policy.
+  std::optional<WeightPolicy> backward;
 };
+
+// `s` with the backward semantics `b` (current, forward or recompute) as its policy. Throws
+// ParamError for a schedule with another policy (stash, double-buffer), for recompute on a
+// schedule with a split backward (I, W), or for a policy that is not a backward semantics.
+Schedule with_backward(Schedule s, WeightPolicy b);
 
 // Builds the schedule `name` for `params` (e.g. from a cost model). Throws ParamError or
 // ScheduleError for what it cannot build.

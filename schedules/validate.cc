@@ -1,8 +1,5 @@
 #include "schedules/validate.h"
 
-#include <iterator>
-
-#include <boost/graph/topological_sort.hpp>
 #include <fmt/format.h>
 
 #include "schedules/graph.h"
@@ -24,7 +21,9 @@ void check_bound(const Schedule& s, const char* what, const std::vector<int>& bo
 
 }  // namespace
 
-Analysis validate(const Schedule& s) {
+namespace {
+
+Analysis validate_impl(const Schedule& s, bool run_order) {
   if (s.spec.devices < 1 || s.spec.virtual_stages < 1 || s.spec.microbatches < 1 ||
       s.spec.steps < 1)
     throw ScheduleError(fmt::format("pipeline spec must be positive: devices {}, virtual {}, "
@@ -32,19 +31,12 @@ Analysis validate(const Schedule& s) {
                                     s.spec.devices, s.spec.virtual_stages, s.spec.microbatches,
                                     s.spec.steps));
   ActionIndex index(s);
-  {
-    DependencyGraph g = build_graph(s, index);
-    std::vector<DependencyGraph::vertex_descriptor> order;
-    order.reserve(index.size());
-    try {
-      boost::topological_sort(g, std::back_inserter(order));
-    } catch (const boost::not_a_dag&) {
-      // In-order execution pinpoints where the cycle bites and throws; it cannot finish.
-      run_in_order(s, index, [](const Action&) { return 1.0; });
-      throw ScheduleError("dependency graph has a cycle");
-    }
-  }
-  run_in_order(s, index, [](const Action&) { return 1.0; });
+  // Acyclic and deadlock-free in one pass: in-order execution that reaches the end of every
+  // program ran each action after its program predecessor and its data dependencies, so its
+  // order is a topological order of the dependency DAG (build_graph); a cycle can never
+  // finish, and run_in_order throws naming where it bites. (A separate Boost topological sort
+  // found nothing more and took a quarter of `paci sim`'s time at a million actions.)
+  if (run_order) run_in_order(s, index, [](const Action&) { return 1.0; });
   Analysis an = analyze(s, index);
   for (int st = 0; st < s.stages(); ++st) {
     const StageFacts& f = an.stages[st];
@@ -55,5 +47,11 @@ Analysis validate(const Schedule& s) {
   }
   return an;
 }
+
+}  // namespace
+
+Analysis validate(const Schedule& s) { return validate_impl(s, true); }
+
+Analysis validate_except_order(const Schedule& s) { return validate_impl(s, false); }
 
 }  // namespace paci

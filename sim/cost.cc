@@ -23,8 +23,8 @@ struct Partial {
 
 const std::vector<std::string>& stage_fields() {
   static const std::vector<std::string> f = {
-      "f", "b", "i", "w", "opt", "activation_bytes", "freed_by_i", "weight_bytes",
-      "grad_bytes", "optimizer_bytes", "send_bytes", "grad_send_bytes"};
+      "f", "b", "i", "w", "opt", "fb", "activation_bytes", "freed_by_i", "weight_bytes",
+      "grad_bytes", "optimizer_bytes", "workspace_bytes", "send_bytes", "grad_send_bytes"};
   return f;
 }
 
@@ -45,11 +45,13 @@ StageCost resolve(const Partial& p, const StageCost& base, bool base_split_given
   };
   if (auto x = get("f")) c.f = *x;
   if (auto x = get("opt")) c.opt = *x;
+  if (auto x = get("fb")) c.fb = *x;
   if (auto x = get("activation_bytes")) c.activation_bytes = *x;
   if (auto x = get("freed_by_i")) c.freed_by_i = *x;
   if (auto x = get("weight_bytes")) c.weight_bytes = *x;
   if (auto x = get("grad_bytes")) c.grad_bytes = *x;
   if (auto x = get("optimizer_bytes")) c.optimizer_bytes = *x;
+  if (auto x = get("workspace_bytes")) c.workspace_bytes = *x;
   if (auto x = get("send_bytes")) c.send_bytes = *x;
   if (auto x = get("grad_send_bytes")) c.grad_send_bytes = *x;
   auto b = get("b"), i = get("i"), w = get("w");
@@ -84,10 +86,12 @@ void check_stage(const StageCost& c, const std::string& where) {
       {"f", c.f}, {"b", c.b}, {"i", c.i}, {"w", c.w}, {"opt", c.opt},
       {"activation_bytes", c.activation_bytes}, {"weight_bytes", c.weight_bytes},
       {"grad_bytes", c.grad_bytes}, {"optimizer_bytes", c.optimizer_bytes},
-      {"send_bytes", c.send_bytes}, {"grad_send_bytes", c.grad_send_bytes}};
+      {"workspace_bytes", c.workspace_bytes}, {"send_bytes", c.send_bytes}, {"grad_send_bytes", c.grad_send_bytes}};
   for (const auto& [name, v] : fields)
     if (!(v >= 0) || !std::isfinite(v))
       throw CostError(fmt::format("{}.{}: must be a finite number >= 0 (got {})", where, name, v));
+  if (c.fb != kFbNotGiven && (!(c.fb >= 0) || !std::isfinite(c.fb)))
+    throw CostError(fmt::format("{}.fb: must be a finite number >= 0 (got {})", where, c.fb));
   if (!(c.freed_by_i >= 0 && c.freed_by_i <= 1))
     throw CostError(fmt::format("{}.freed_by_i: must be in [0, 1] (got {})", where, c.freed_by_i));
 }
@@ -102,6 +106,7 @@ double CostModel::duration(const Action& a) const {
     case ActionKind::I: return c.i;
     case ActionKind::W: return c.w;
     case ActionKind::OPT: return c.opt;
+    case ActionKind::FB: return c.fb >= 0 ? c.fb : c.f + stage(a.stage_b).b;
   }
   return 0;
 }
@@ -126,15 +131,16 @@ CostModel per_chunk(const CostModel& c, int v) {
   CostModel out = c;
   StageCost& s = out.stages[0];
   for (double* x : {&s.f, &s.b, &s.i, &s.w, &s.opt, &s.activation_bytes, &s.weight_bytes, &s.grad_bytes,
-                    &s.optimizer_bytes})
+                    &s.optimizer_bytes, &s.workspace_bytes})
     *x /= v;
+  if (s.fb >= 0) s.fb /= v;
   out.description += fmt::format(" (per device; 1/{} per chunk)", v);
   return out;
 }
 
 CostModel parse_uniform_cost(std::string_view spec) {
   static const std::map<std::string, std::string> keys = {
-      {"f", "f"}, {"b", "b"}, {"i", "i"}, {"w", "w"}, {"opt", "opt"},
+      {"f", "f"}, {"b", "b"}, {"i", "i"}, {"w", "w"}, {"opt", "opt"}, {"fb", "fb"},
       {"act", "activation_bytes"}, {"ifree", "freed_by_i"}, {"weights", "weight_bytes"},
       {"grads", "grad_bytes"}, {"optstate", "optimizer_bytes"}};
   Partial p;
@@ -151,8 +157,8 @@ CostModel parse_uniform_cost(std::string_view spec) {
     size_t eq = item.find('=');
     std::string key = item.substr(0, eq);
     if (eq == std::string::npos)
-      throw CostError(fmt::format("--cost: '{}' is not KEY=VALUE (keys: f, b, i, w, opt, comm, bw, "
-                                  "msg, act, ifree, weights, grads, optstate)", excerpt(item)));
+      throw CostError(fmt::format("--cost: '{}' is not KEY=VALUE (keys: f, b, i, w, opt, fb, comm, "
+                                  "bw, msg, act, ifree, weights, grads, optstate)", excerpt(item)));
     double value;
     try {
       size_t used = 0;
@@ -171,8 +177,8 @@ CostModel parse_uniform_cost(std::string_view spec) {
       p.v[keys.at(key)] = value;
       if (key == "weights" || key == "grads" || key == "optstate" || key == "act") sized = true;
     } else
-      throw CostError(fmt::format("--cost: unknown key '{}' (keys: f, b, i, w, opt, comm, bw, msg, "
-                                  "act, ifree, weights, grads, optstate)", excerpt(key)));
+      throw CostError(fmt::format("--cost: unknown key '{}' (keys: f, b, i, w, opt, fb, comm, bw, "
+                                  "msg, act, ifree, weights, grads, optstate)", excerpt(key)));
   }
   StageCost s = resolve(p, StageCost{}, false, "--cost");
   s.send_bytes = s.grad_send_bytes = msg;
@@ -181,6 +187,7 @@ CostModel parse_uniform_cost(std::string_view spec) {
   c.memory_unit = sized ? "B" : "slots";
   c.description = fmt::format("uniform f={} b={} (i={} w={}) opt={} comm={}", s.f, s.b, s.i, s.w,
                               s.opt, c.latency);
+  if (s.fb >= 0) c.description += fmt::format(" fb={}", s.fb);
   return c;
 }
 
@@ -203,7 +210,8 @@ CostModel cost_from_json_checked(std::string_view text, const std::string& sourc
     throw CostError(source + ": version: must be 1");
   static const std::vector<std::string> top = {
       "format", "version", "latency", "bandwidth", "samples_per_microbatch",
-      "tokens_per_microbatch", "device_memory", "memory_unit", "description", "default", "stages"};
+      "tokens_per_microbatch", "device_memory", "memory_unit", "description", "default", "stages",
+      "contention"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (std::find(top.begin(), top.end(), it.key()) == top.end())
       throw CostError(fmt::format("{}: unknown field '{}' (allowed: {})", source, excerpt(it.key()), join(top)));
@@ -238,6 +246,22 @@ CostModel cost_from_json_checked(std::string_view text, const std::string& sourc
   c.samples_per_microbatch = number(j, "samples_per_microbatch", "samples_per_microbatch", 1);
   c.tokens_per_microbatch = number(j, "tokens_per_microbatch", "tokens_per_microbatch", 0);
   c.device_memory = number(j, "device_memory", "device_memory", 0);
+  if (j.contains("contention")) {
+    const json& k = j["contention"];
+    if (!k.is_object()) throw CostError(source + ": contention: must be an object {\"F\": ..., \"B\": ...}");
+    for (auto it = k.begin(); it != k.end(); ++it) {
+      int at = -1;
+      for (int i = 0; i < 6; ++i)
+        if (it.key() == kContentionKinds[i]) at = i;
+      if (at < 0)
+        throw CostError(fmt::format("{}: contention.{}: unknown action kind (allowed: F, B, I, W, OPT, FB)", source,
+                                    excerpt(it.key())));
+      c.contention[at] = number(k, it.key(), "contention." + it.key(), 0);
+      if (c.contention[at] > 100)
+        throw CostError(fmt::format("{}: contention.{}: must be in 0..100 (a slowdown per other busy device; got {})",
+                                    source, it.key(), c.contention[at]));
+    }
+  }
   auto text_field = [&](const char* key, const std::string& dflt) {
     if (!j.contains(key)) return dflt;
     if (!j[key].is_string())
@@ -308,14 +332,19 @@ std::string cost_to_json(const CostModel& c) {
             {"samples_per_microbatch", c.samples_per_microbatch},
             {"tokens_per_microbatch", c.tokens_per_microbatch},
             {"device_memory", c.device_memory},
+            {"contention", json::object()},
             {"memory_unit", c.memory_unit}};
+  for (int k = 0; k < 6; ++k) j["contention"][kContentionKinds[k]] = c.contention[k];
   json st = json::array();
-  for (const auto& s : c.stages)
+  for (const auto& s : c.stages) {
     st.push_back({{"f", s.f}, {"b", s.b}, {"i", s.i}, {"w", s.w}, {"opt", s.opt},
                   {"activation_bytes", s.activation_bytes}, {"freed_by_i", s.freed_by_i},
                   {"weight_bytes", s.weight_bytes}, {"grad_bytes", s.grad_bytes},
-                  {"optimizer_bytes", s.optimizer_bytes}, {"send_bytes", s.send_bytes},
+                  {"optimizer_bytes", s.optimizer_bytes}, {"workspace_bytes", s.workspace_bytes},
+                  {"send_bytes", s.send_bytes},
                   {"grad_send_bytes", s.grad_send_bytes}});
+    if (s.fb >= 0) st.back()["fb"] = s.fb;
+  }
   j["stages"] = st;
   return j.dump(2) + "\n";
 }

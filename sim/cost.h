@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdexcept>
+#include <array>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,19 +20,29 @@ class CostError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// StageCost::fb when a cost model does not give it.
+constexpr double kFbNotGiven = -1;
+
 struct StageCost {
   // Seconds of compute. b is a whole backward; a split backward runs i (input gradient)
   // then w (weight gradient), so b = i + w.
   double f = 1, b = 2, i = 1, w = 1, opt = 0;
+  // An overlapped F&B (ActionKind::FB, DualPipe's "F&B") whose forward is on this stage:
+  // seconds for the pair. Not given (kFbNotGiven): f of this stage + b of the backward's
+  // stage, i.e. no overlap gain.
+  double fb = kFbNotGiven;
   // Activations of one micro-batch, kept from the start of F until its backward ends; a
   // split backward frees `freed_by_i` of them when I ends and the rest when W ends.
   double activation_bytes = 1;
   double freed_by_i = 0;
   // Held for the whole run.
   double weight_bytes = 0, grad_bytes = 0, optimizer_bytes = 0;
+  double workspace_bytes = 0;  // scratch and message buffers (what an executor allocates besides)
   // Per micro-batch: F's output sent to the next stage, the input gradient sent back.
   double send_bytes = 0, grad_send_bytes = 0;
 };
+
+inline constexpr const char* kContentionKinds[6] = {"F", "B", "I", "W", "OPT", "FB"};
 
 struct CostModel {
   std::string description;           // one line for summaries and traces
@@ -42,6 +53,17 @@ struct CostModel {
   double tokens_per_microbatch = 0;  // 0 = not a token model
   std::string memory_unit = "B";     // "B", or "slots" when activation_bytes = 1 is a count
   double device_memory = 0;          // bytes per device; 0 = unknown (no OOM check)
+  // Contention between devices that share hardware (CPU threads sharing memory bandwidth
+  // and the last-level cache; stages sharing one GPU's SMs): an action of kind k (F, B, I,
+  // W, OPT, FB) that starts while n other devices compute takes (1 + contention[k] x n)
+  // times its cost. All 0 (off) where devices do not share hardware, e.g. the analytic
+  // models of separate GPUs; `paci calibrate` measures it on runs of its own.
+  std::array<double, 6> contention{};  // indexed by ActionKind; names in kContentionKinds
+  bool contended() const {
+    for (double x : contention)
+      if (x != 0) return true;
+    return false;
+  }
 
   const StageCost& stage(int s) const { return stages.size() == 1 ? stages[0] : stages.at(s); }
   double transfer_time(double bytes) const {
@@ -61,7 +83,7 @@ struct CostModel {
 CostModel per_chunk(const CostModel& c, int v);
 
 // --cost "f=1,b=2,w=1,opt=0.1,comm=0.05": the same costs on every stage. Keys: f, b, i, w,
-// opt (seconds), comm (latency per transfer, seconds), bw (link bytes/s), msg (bytes per
+// opt, fb (seconds; fb is an overlapped F&B), comm (latency per transfer, seconds), bw (link bytes/s), msg (bytes per
 // transfer), act (activation per micro-batch; default 1, a slot), ifree (share of it freed
 // by I), weights, grads, optstate (bytes per stage). A backward given only as b splits into
 // i = w = b/2; given b and one of i, w the other is the rest; given i and w, b = i + w.
@@ -71,10 +93,11 @@ CostModel parse_uniform_cost(std::string_view spec);
 //   {"format": "paci-cost", "version": 1,
 //    "latency": 1e-5, "bandwidth": 4e11,              // seconds, bytes/s (0 = unlimited)
 //    "samples_per_microbatch": 8, "tokens_per_microbatch": 8192, "device_memory": 8e10,
+//    "contention": {"F": 0.2, "B": 0.1},              // optional, per kind, 0..100 (see above)
 //    "default": {<stage fields>},                     // optional, applies to every stage
 //    "stages": [{<stage fields>}, ...]}               // optional if "default" is given
-// Stage fields: f, b, i, w, opt, activation_bytes, freed_by_i, weight_bytes, grad_bytes,
-// optimizer_bytes, send_bytes, grad_send_bytes (numbers >= 0; freed_by_i in [0, 1]).
+// Stage fields: f, b, i, w, opt, fb, activation_bytes, freed_by_i, weight_bytes, grad_bytes,
+// optimizer_bytes, workspace_bytes, send_bytes, grad_send_bytes (numbers >= 0; freed_by_i in [0, 1]).
 CostModel cost_from_json(std::string_view text, const std::string& source);
 CostModel load_cost_file(const std::string& path);
 std::string cost_to_json(const CostModel& c);

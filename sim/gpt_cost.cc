@@ -220,6 +220,10 @@ GptCost gpt_cost_model(const GptCostOptions& o) {
     sc.i = u.i;
     sc.w = u.w;
     sc.b = u.i + u.w;
+    // fb (an overlapped F&B, DualPipeV) stays kFbNotGiven: f of this stage + b of the other.
+    // DualPipe's overlap hides expert-parallel all-to-all behind compute; a dense GPT's
+    // pipeline has none, and two compute-bound GEMM streams on one GPU take about as long
+    // together as one after the other, so the model claims no overlap gain.
     sc.opt = u.stored_params * 30 / membw;
     sc.activation_bytes = u.activation_bytes;
     sc.freed_by_i = u.activation_bytes > 0 ? u.freed_by_i / u.activation_bytes : 0;

@@ -40,7 +40,7 @@ constexpr int32_t kEnd = 0, kWake = 1;
 struct Node {
   double dur = 0;
   double ready = 0;          // latest arrival of a data dependency
-  int32_t cons[2] = {-1, -1};  // consumers of this action's output
+  int32_t cons[3] = {-1, -1, -1};  // consumers of this action's output (3 for an FB)
   int32_t last_dep = -1;     // producer whose data arrived last
   int32_t cause = -1;        // what let this action start (critical path)
   int32_t device = 0;
@@ -93,9 +93,15 @@ class Engine {
     if (wake_at_[d] != nd.ready) wake_at_[d] = nd.ready, push(nd.ready, d, kWake);
     return false;
   }
-  double transfer_bytes(const Action& producer) const {
-    return producer.kind == ActionKind::F ? c_.stage(producer.stage).send_bytes
-                                          : c_.stage(producer.stage).grad_send_bytes;
+  // What the producer sends the consumer: an activation (from an F, or an FB's forward to
+  // the next stage), else an input gradient.
+  double transfer_bytes(const Action& producer, const Action& consumer) const {
+    const bool activation = producer.kind == ActionKind::F ||
+                            (producer.kind == ActionKind::FB && consumer.stage == producer.stage + 1 &&
+                             consumer.kind != ActionKind::B && consumer.kind != ActionKind::I);
+    return activation ? c_.stage(producer.stage).send_bytes
+                      : c_.stage(producer.kind == ActionKind::FB ? producer.stage_b : producer.stage)
+                            .grad_send_bytes;
   }
   void compute_dag_bound(SimResult& r);
 
@@ -114,8 +120,11 @@ class Engine {
   std::vector<int> pos_;       // next program position (static) / actions run (dynamic)
   std::vector<int> version_;   // per stage: OPTs finished
   std::vector<double> act_, freed_by_i_;
+  std::vector<double> work_;  // recompute: the whole activations a B holds while it runs
   std::vector<int> dirty_;
   std::vector<char> is_dirty_;
+  int busy_count_ = 0;      // devices computing now
+  bool contended_ = false;  // the cost model has a contention term
   std::priority_queue<Event, std::vector<Event>, Later> heap_;
   uint64_t seq_ = 0;
   size_t done_ = 0, events_ = 0;
@@ -133,7 +142,7 @@ void Engine::start(int64_t id, int d, double t) {
   Node& nd = node_[id];
   // The consumers live on other devices, far away in memory; fetch them while the action
   // runs so finish() does not stall on them.
-  for (int k = 0; k < 2; ++k)
+  for (int k = 0; k < 3; ++k)
     if (nd.cons[k] >= 0) {
       __builtin_prefetch(&node_[nd.cons[k]]);
       __builtin_prefetch(&trace_.actions[nd.cons[k]]);
@@ -150,13 +159,28 @@ void Engine::start(int64_t id, int d, double t) {
     case ActionKind::OPT:
       ta.version = version_[a.stage];
       break;
+    case ActionKind::FB:  // both halves' versions; the backward half is a whole B
+      ta.version = forward_version(s_.policy, version_[a.stage], a.mb, s_.accum);
+      ta.version_b = backward_version(s_.policy, version_[a.stage_b],
+                                      trace_.actions[index_.fwd(a.stage_b, a.mb_b)].version);
+      dyn_mem_[d] += act_[a.stage];
+      trace_.memory.push_back({t, d, dyn_mem_[d]});
+      break;
     default:
       ta.version = backward_version(s_.policy, version_[a.stage],
                                     trace_.actions[index_.fwd(a.stage, a.mb)].version);
+      if (a.kind == ActionKind::B && work_[a.stage] > 0) {  // recompute: the whole activations again
+        dyn_mem_[d] += work_[a.stage];
+        trace_.memory.push_back({t, d, dyn_mem_[d]});
+      }
   }
+  // Contention (cost.h): slower by the devices already computing when it starts.
+  double dur = nd.dur;
+  if (contended_) dur *= 1 + c_.contention[static_cast<int>(a.kind)] * busy_count_;
   busy_[d] = 1;
+  ++busy_count_;
   ++pos_[d];
-  push(t + nd.dur, id, kEnd);
+  push(t + dur, id, kEnd);
 }
 
 void Engine::finish(int64_t id, double t) {
@@ -165,12 +189,13 @@ void Engine::finish(int64_t id, double t) {
   const int d = ta.device;
   ta.end = t;
   busy_[d] = 0;
+  --busy_count_;
   free_at_[d] = t;
   prev_[d] = id;
   ++done_;
   switch (a.kind) {
     case ActionKind::B:
-      dyn_mem_[d] -= act_[a.stage];
+      dyn_mem_[d] -= act_[a.stage] + work_[a.stage];
       break;
     case ActionKind::I:
       dyn_mem_[d] -= act_[a.stage] * freed_by_i_[a.stage];
@@ -181,10 +206,14 @@ void Engine::finish(int64_t id, double t) {
     case ActionKind::OPT:
       ++version_[a.stage];
       break;
+    case ActionKind::FB:
+      dyn_mem_[d] -= act_[a.stage_b];
+      break;
     default:
       break;
   }
-  if (a.kind == ActionKind::B || a.kind == ActionKind::I || a.kind == ActionKind::W) {
+  if (a.kind == ActionKind::B || a.kind == ActionKind::I || a.kind == ActionKind::W ||
+      a.kind == ActionKind::FB) {
     if (std::fabs(dyn_mem_[d]) < 1e-9 * std::max(1.0, act_[a.stage])) dyn_mem_[d] = 0;
     trace_.memory.push_back({t, d, dyn_mem_[d]});
   }
@@ -193,7 +222,7 @@ void Engine::finish(int64_t id, double t) {
     if (++bdone_[a.stage] % s_.accum == 0) ++opt_due_[a.stage];
   }
   const Node& nd = node_[id];
-  for (int k = 0; k < 2; ++k) {
+  for (int k = 0; k < 3; ++k) {
     int64_t c = nd.cons[k];
     if (c < 0) continue;
     int dst = node_[c].device;
@@ -201,7 +230,7 @@ void Engine::finish(int64_t id, double t) {
       arrive(c, id, t);
       continue;
     }
-    double bytes = transfer_bytes(a);
+    double bytes = transfer_bytes(a, trace_.actions[c].action);
     double begin = std::max({t, send_free_[d], recv_free_[dst]});
     double end = begin + c_.transfer_time(bytes);
     send_free_[d] = recv_free_[dst] = end;
@@ -281,6 +310,7 @@ SimResult Engine::run() {
     for (int st = 0; st < S; ++st) copies[st] = an.stages[st].weight_copies;
   }
   act_.resize(S);
+  work_.assign(S, 0);
   freed_by_i_.resize(S);
   for (int st = 0; st < S; ++st) {
     const StageCost& c = c_.stage(st);
@@ -288,9 +318,16 @@ SimResult Engine::run() {
     m.weights += c.weight_bytes;
     m.grads += c.grad_bytes;
     m.optimizer += c.optimizer_bytes;
+    m.workspace += c.workspace_bytes;
     m.stashed += (copies[st] - 1) * c.weight_bytes;
     act_[st] = c.activation_bytes;
     freed_by_i_[st] = c.freed_by_i;
+    if (recomputes_forward(s_.policy)) {
+      // Between F and B a stage keeps only its input (the previous stage's output; the first
+      // stage re-reads its tokens); its B reruns the forward and holds the whole activations.
+      act_[st] = st > 0 ? c_.stage(st - 1).send_bytes : 0;
+      work_[st] = c.activation_bytes;
+    }
   }
 
   if (n >= static_cast<size_t>(INT32_MAX))
@@ -321,15 +358,21 @@ SimResult Engine::run() {
         opt_ids_[a.stage].push_back(id);
       }
       nd.dur = plain ? c_.duration(a) : action_duration(c_, o_, a, idx);
+      if (a.kind == ActionKind::B && recomputes_forward(s_.policy)) {  // the forward again, first
+        const Action f = Fwd(a.stage, a.mb);
+        nd.dur += plain ? c_.duration(f) : action_duration(c_, o_, f, idx);
+      }
       index_.data_deps(id, deps);
       nd.pending = nd.ndeps = static_cast<int8_t>(deps.size());
       for (int64_t x : deps) {
         int32_t* slot = node_[x].cons;
-        slot[slot[0] < 0 ? 0 : 1] = static_cast<int32_t>(id);
+        slot[slot[0] < 0 ? 0 : slot[1] < 0 ? 1 : 2] = static_cast<int32_t>(id);
       }
     }
   }
   busy_.assign(D, 0);
+  busy_count_ = 0;
+  contended_ = c_.contended();
   free_at_.assign(D, 0);
   send_free_.assign(D, 0);
   recv_free_.assign(D, 0);
@@ -436,10 +479,12 @@ void Engine::compute_dag_bound(SimResult& r) {
       es[v] = std::max(es[v], at);
       if (--indeg[v] == 0) queue.push_back(v);
     };
-    for (int k = 0; k < 2; ++k) {
+    for (int k = 0; k < 3; ++k) {
       int64_t v = node_[u].cons[k];
       if (v < 0) continue;
-      relax(v, fin + (node_[v].device == node_[u].device ? 0 : c_.transfer_time(transfer_bytes(a))));
+      relax(v, fin + (node_[v].device == node_[u].device
+                          ? 0
+                          : c_.transfer_time(transfer_bytes(a, trace_.actions[v].action))));
     }
     if (next[u] >= 0) relax(next[u], fin);
   }

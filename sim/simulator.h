@@ -9,13 +9,18 @@
 // both the sender's send link and the receiver's receive link are free, and holds both for
 // latency + bytes / bandwidth; links serve transfers in the order they were requested, and
 // compute overlaps transfers. Same-device dependencies need no transfer. Events at equal
-// times are all applied before any device picks its next action.
+// times are all applied before any device picks its next action. With a contention term in
+// the cost model (devices sharing hardware), an action takes its cost times (1 +
+// contention[kind] x n), n the other devices computing when it starts (devices starting at
+// the same instant are dispatched in index order, so a lower one is counted by a higher one).
 //
 // Memory per device: the constant part (weights, gradients, optimizer state of its stages,
-// plus weight_copies - 1 stashed copies from the static analysis under the stash and
-// double-buffer policies) and the activations: a micro-batch's activation_bytes are taken
-// when its F starts and given back when its B ends (or freed_by_i of them when I ends and
-// the rest when W ends).
+// plus weight_copies - 1 stashed copies from the static analysis under the stash,
+// double-buffer and forward policies, as whole fp32-sized copies) and the activations: a
+// micro-batch's activation_bytes are taken when its F starts and given back when its B ends
+// (or freed_by_i of them when I ends and the rest when W ends). Under recompute a stage
+// keeps only its input (the previous stage's send_bytes) from F to B, and a B, which runs
+// the forward again (its duration is f + b), holds the whole activation_bytes while it runs.
 //
 // Weight versions are counted, not assumed: an action records the number of OPTs of its
 // stage that finished before it started (the policy picks the forward's version for a

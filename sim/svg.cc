@@ -29,6 +29,7 @@ const char* color(ActionKind k) {
     case ActionKind::I: return "#72b7b2";
     case ActionKind::W: return "#eeca3b";
     case ActionKind::OPT: return "#e45756";
+    case ActionKind::FB: return "#b279a2";
   }
   return "#888";
 }
@@ -82,7 +83,7 @@ std::string timeline_svg(const std::vector<SvgPanel>& panels, const SvgOptions& 
   double lx = left;
   for (auto [k, name] : {std::pair{ActionKind::F, "F forward"}, {ActionKind::B, "B backward"},
                          {ActionKind::I, "I input grad"}, {ActionKind::W, "W weight grad"},
-                         {ActionKind::OPT, "optimizer step"}}) {
+                         {ActionKind::FB, "F&amp;B overlapped"}, {ActionKind::OPT, "optimizer step"}}) {
     put("<rect x=\"{:.1f}\" y=\"12\" width=\"12\" height=\"12\" fill=\"{}\"/>", lx, color(k));
     put("<text x=\"{:.1f}\" y=\"22\">{}</text>\n", lx + 16, name);
     lx += 110;

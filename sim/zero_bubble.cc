@@ -81,7 +81,7 @@ Schedule make_zero_bubble(std::string_view name, int P, int M, int N, const Cost
   if (cap > 0)
     for (int s = 0; s < P; ++s) {
       const StageCost& sc = c.stage(s);
-      double fixed = sc.weight_bytes + sc.grad_bytes + sc.optimizer_bytes;
+      double fixed = sc.weight_bytes + sc.grad_bytes + sc.optimizer_bytes + sc.workspace_bytes;
       double need = fixed + g.max_inflight[s] * sc.activation_bytes;
       if (need > cap)
         throw CostError(fmt::format(

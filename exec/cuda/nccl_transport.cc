@@ -95,6 +95,7 @@ NcclTransport::NcclTransport(const Schedule& schedule, int rank, int ranks, cons
                              void* compute_stream, int cuda_device)
     : stage_device_(schedule.stage_device), rank_(rank), st_(std::make_unique<State>()) {
   if (auto why = p2p_order_mismatch(schedule)) throw std::invalid_argument(*why);
+  if (auto why = cuda::nccl_deadlock(schedule)) throw std::invalid_argument(*why);
   if (unique_id.size() != sizeof(ncclUniqueId))
     throw std::invalid_argument("NCCL unique id has the wrong size");
   ncclUniqueId id;

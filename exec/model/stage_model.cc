@@ -301,8 +301,10 @@ T StageModelT<T>::forward(int slot, const T* p, const int* tokens, const T* x_in
 }
 
 template <typename T>
-void StageModelT<T>::backward_input(int slot, const T* p, const T* dx_out, T* dx_in, T loss_scale) {
+void StageModelT<T>::backward_input(int slot, const T* p, const T* dx_out, T* dx_in, T loss_scale,
+                                    const T* norm_params) {
   check_slot(slot, SlotState::kForwardDone, "backward_input");
+  const T* pn = norm_params ? norm_params : p;  // LayerNorm weights
   Slot& s = slots_[slot];
   BackendT<T>& be = backend_;
   const int N = B_ * T_, C = cfg_.channels, NH = cfg_.heads;
@@ -317,7 +319,7 @@ void StageModelT<T>::backward_input(int slot, const T* p, const T* dx_out, T* dx
     be.softmax_xent_backward(buf + probs_, buf + probs_, s.targets,
                              static_cast<T>(loss_scale / static_cast<T>(N)), N, V);
     be.matmul_backward_input(buf + dlnf_, buf + probs_, p + lm_head_, N, C, V);
-    be.layernorm_backward_input(buf + dstream_[nl], buf + dlnf_, stage_output(s), p + lnfw_,
+    be.layernorm_backward_input(buf + dstream_[nl], buf + dlnf_, stage_output(s), pn + lnfw_,
                                 buf + lnf_mean_, buf + lnf_rstd_, N, C);
   } else {
     if (!dx_out) throw std::invalid_argument("StageModel::backward_input: stage needs dx_out");
@@ -336,7 +338,7 @@ void StageModelT<T>::backward_input(int slot, const T* p, const T* dx_out, T* dx
       be.matmul_backward_input(buf + a.dln2, buf + a.dfch, p + tensor_offset(k, kFcw), N, C, 4 * C);
       be.accumulate(buf + a.dres1, dres2, NC);  // residual branch
       be.layernorm_backward_input(buf + a.dres1, buf + a.dln2, buf + a.res1,
-                                  p + tensor_offset(k, kLn2w), buf + a.ln2_mean, buf + a.ln2_rstd,
+                                  pn + tensor_offset(k, kLn2w), buf + a.ln2_mean, buf + a.ln2_rstd,
                                   N, C);
     }  // else dres1 is dstream_[k + 1], the gradient the next stage sent
     if (!a.attn) continue;  // dres1 is dstream_[0], sent to the previous stage
@@ -346,7 +348,7 @@ void StageModelT<T>::backward_input(int slot, const T* p, const T* dx_out, T* dx
     be.matmul_backward_input(buf + a.dln1, buf + a.dqkv, p + tensor_offset(k, kQkvw), N, C, 3 * C);
     T* din = buf + dstream_[k];
     be.accumulate(din, buf + a.dres1, NC);  // residual branch
-    be.layernorm_backward_input(din, buf + a.dln1, layer_input(s, k), p + tensor_offset(k, kLn1w),
+    be.layernorm_backward_input(din, buf + a.dln1, layer_input(s, k), pn + tensor_offset(k, kLn1w),
                                 buf + a.ln1_mean, buf + a.ln1_rstd, N, C);
   }
 
@@ -400,8 +402,9 @@ void StageModelT<T>::backward_weight(int slot) {
 }
 
 template <typename T>
-void StageModelT<T>::backward(int slot, const T* params, const T* dx_out, T* dx_in, T loss_scale) {
-  backward_input(slot, params, dx_out, dx_in, loss_scale);
+void StageModelT<T>::backward(int slot, const T* params, const T* dx_out, T* dx_in, T loss_scale,
+                              const T* norm_params) {
+  backward_input(slot, params, dx_out, dx_in, loss_scale, norm_params);
   backward_weight(slot);
 }
 

@@ -56,14 +56,19 @@ class StageModelT {
   // w.r.t. x_in (written, not accumulated; ignored on the first stage). loss_scale
   // multiplies the loss gradient (last stage only): 1/(micro-batches per optimizer step)
   // makes the accumulated gradients the mean over the step's micro-batches.
-  void backward_input(int slot, const T* params, const T* dx_out, T* dx_in, T loss_scale);
+  // norm_params: the weights the LayerNorm input gradients use (nullptr: params). The
+  // `forward` backward semantics passes the forward's weights as params (the matmuls) and
+  // the current ones here, as bf16 autocast does.
+  void backward_input(int slot, const T* params, const T* dx_out, T* dx_in, T loss_scale,
+                      const T* norm_params = nullptr);
 
   // Weight, bias and LayerNorm gradients of the slot, ACCUMULATED into grads(); frees the
   // slot.
   void backward_weight(int slot);
 
   // backward_input then backward_weight.
-  void backward(int slot, const T* params, const T* dx_out, T* dx_in, T loss_scale);
+  void backward(int slot, const T* params, const T* dx_out, T* dx_in, T loss_scale,
+                const T* norm_params = nullptr);
 
   // Drops whatever the slot holds (e.g. after an evaluation-only forward) and frees it.
   void release(int slot);

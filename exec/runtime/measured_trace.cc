@@ -26,6 +26,7 @@ Trace measured_trace(const Schedule& schedule, const std::vector<ActionRecord>& 
     m.weights += memory[s].param_bytes;
     m.grads += memory[s].grad_bytes;
     m.optimizer += memory[s].optimizer_bytes;
+    m.workspace += memory[s].workspace_bytes;
     m.stashed += static_cast<double>(memory[s].peak_stashed_copies) * memory[s].param_bytes;
   }
   std::vector<int> pos(D, 0);

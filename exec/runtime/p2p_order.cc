@@ -12,8 +12,11 @@ std::optional<std::string> p2p_order_mismatch(const Schedule& s) {
   const int S = s.stages();
   // (src device, dst device) -> message names in the sender's and in the receiver's order.
   std::map<std::pair<int, int>, std::vector<std::string>> sent, received;
+  Action sub[2];
   for (int d = 0; d < s.devices(); ++d)
-    for (const Action& a : s.programs[d]) {
+    for (const Action& whole : s.programs[d])
+     for (int k = 0, n = sub_actions(whole, sub); k < n; ++k) {  // an FB runs its F, then its B
+      const Action& a = sub[k];
       if (a.kind == ActionKind::F) {
         if (a.stage + 1 < S && s.stage_device[a.stage + 1] != d)
           sent[{d, s.stage_device[a.stage + 1]}].push_back(fmt::format("activation {}->{} mb {}", a.stage, a.stage + 1, a.mb));

@@ -1,5 +1,9 @@
 #include "exec/runtime/runtime.h"
 
+#include "exec/model/metered_backend.h"
+
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cmath>
 #include <exception>
@@ -32,6 +36,11 @@ using Clock = std::chrono::steady_clock;
 struct PipelineRuntime::Impl {
   struct Stage {
     int index = 0, device = 0;
+    // Counts everything this stage allocates (declared before the model and the optimizer,
+    // so it outlives them); `be` is this wrapper, `inner` the real backend.
+    std::unique_ptr<MemoryMeter> meter = std::make_unique<MemoryMeter>();
+    std::unique_ptr<MeteredBackend> metered;
+    Backend* inner = nullptr;
     std::unique_ptr<StageModel> model;
     std::unique_ptr<AdamW> opt;
     int version = 0;                      // updates applied (absolute)
@@ -42,6 +51,9 @@ struct PipelineRuntime::Impl {
     std::unordered_map<int, int> slot_of; // mb -> slot
     std::vector<int> free_slots;
     std::unordered_map<int, int> fwd_version;  // in-flight mb -> version its forward used
+    // recompute: the stage input of each in-flight mb (not on the first stage), and spares.
+    std::unordered_map<int, float*> kept_input;
+    std::vector<float*> spare_inputs;
     float *x_in = nullptr, *x_out = nullptr, *dx_out = nullptr, *dx_in = nullptr;
     float* tied_tmp = nullptr;
     Backend* be = nullptr;                // this stage's backend
@@ -56,6 +68,7 @@ struct PipelineRuntime::Impl {
   BatchSource& data;
   std::unique_ptr<Backend> shared_cpu;
   std::vector<std::unique_ptr<Backend>> owned_backends;
+  std::vector<std::unique_ptr<MemoryMeter>> device_meters;  // [device]: all its stages together
   bool staged = false;  // messages go through host memory
   std::unique_ptr<Transport> own_transport;
   Transport* transport;
@@ -85,9 +98,16 @@ struct PipelineRuntime::Impl {
       throw std::invalid_argument(fmt::format("partition has {} stages, schedule has {}",
                                               config.partition.size(), S));
     Analysis an = analyze(s);
+    if (recomputes_forward(s.policy))
+      for (const auto& prog : s.programs)
+        for (const Action& a : prog)
+          if (a.kind == ActionKind::I || a.kind == ActionKind::W)
+            throw std::invalid_argument(fmt::format("{}: the recompute backward needs whole backwards (B), "
+                                                    "the schedule has {}", s.name, to_string(a)));
     const int B = data.batch_size(), T = data.seq_len();
     boundary = static_cast<int64_t>(B) * T * config.model.channels;
     stages.resize(S);
+    for (int d = 0; d < s.devices(); ++d) device_meters.push_back(std::make_unique<MemoryMeter>());
     local_device.assign(s.devices(), config.local_devices.empty() ? 1 : 0);
     for (int d : config.local_devices) {
       if (d < 0 || d >= s.devices())
@@ -101,7 +121,9 @@ struct PipelineRuntime::Impl {
       g.device = s.stage_device[st];
       if (!local_device[g.device]) continue;
       ++local_stages;
-      const int slots = std::max(1, an.stages[st].inflight_peak);
+      const bool recompute = recomputes_forward(s.policy);
+      // Under recompute one slot serves each forward and each rerun before a B.
+      const int slots = recompute ? 1 : std::max(1, an.stages[st].inflight_peak);
       if (config.make_backend) {
         owned_backends.push_back(config.make_backend(st));
         g.be = owned_backends.back().get();
@@ -109,6 +131,9 @@ struct PipelineRuntime::Impl {
         if (!shared_cpu) shared_cpu = std::make_unique<CpuBackend>(CpuBackendOptions{1});
         g.be = shared_cpu.get();
       }
+      g.inner = g.be;
+      g.metered = std::make_unique<MeteredBackend>(*g.inner, g.meter.get(), device_meters[g.device].get());
+      g.be = g.metered.get();
       if (!g.be->host_memory() && !config.transport_takes_device_buffers && !device_transport) {
         staged = true;
         g.staging.resize(boundary);
@@ -128,15 +153,43 @@ struct PipelineRuntime::Impl {
       g.mem.optimizer_bytes = 2 * g.model->param_bytes();
       g.mem.slot_bytes = g.model->activation_bytes_per_slot();
       g.mem.slots = slots;
+      g.mem.workspace_bytes = g.model->scratch_bytes() + 4 * boundary * sizeof(float);
+      if (recompute && st > 0) g.mem.input_bytes = boundary * sizeof(float);
     }
+    if (config.model.tied_embeddings && S > 1 && s.stage_device[0] == s.stage_device[S - 1])
+      check_tied_on_one_device();
     make_own_transport();
+  }
+
+  // Tied embeddings with the first and last stage on one device: that device cannot wait
+  // for itself, so update k of stage 0 must come after all of the last stage's backwards of
+  // global batch k and before the last stage's update k (flush schedules on a V do this).
+  void check_tied_on_one_device() const {
+    int opts_first = 0, opts_last = 0, last_backwards = 0;
+    Action sub[2];
+    for (const Action& whole : schedule.programs[schedule.stage_device[0]])
+      for (int k = 0, n = sub_actions(whole, sub); k < n; ++k) {
+        const Action& a = sub[k];
+        if (a.stage == S - 1 && (a.kind == ActionKind::B || a.kind == ActionKind::W)) ++last_backwards;
+        if (a.kind != ActionKind::OPT || (a.stage != 0 && a.stage != S - 1)) continue;
+        const bool ok = a.stage == 0 ? last_backwards >= (opts_first + 1) * schedule.accum &&
+                                           opts_last == opts_first
+                                     : opts_first == opts_last + 1;
+        if (!ok)
+          throw std::invalid_argument(fmt::format(
+              "schedule '{}' puts the first and the last stage on device {} and updates them "
+              "apart, which tied embeddings cannot follow (the device would wait for itself): "
+              "train without --tied, or with a schedule that updates both after their backwards (a flush)",
+              schedule.name, schedule.stage_device[0]));
+        ++(a.stage == 0 ? opts_first : opts_last);
+      }
   }
 
   void make_own_transport() {
     if (transport) return;
     if (config.make_transport) {
       std::vector<Backend*> bes;
-      for (const Stage& g : stages) bes.push_back(g.be);
+      for (const Stage& g : stages) bes.push_back(g.inner);
       own_transport = config.make_transport(bes);
     } else {
       own_transport = std::make_unique<InProcessTransport>();
@@ -149,6 +202,8 @@ struct PipelineRuntime::Impl {
       for (float* p : {g.x_in, g.x_out, g.dx_out, g.dx_in, g.tied_tmp})
         if (p) g.be->free(p);
       for (auto& [v, c] : g.stash) g.be->free(c);
+      for (auto& [mb, p] : g.kept_input) g.be->free(p);
+      for (float* p : g.spare_inputs) g.be->free(p);
     }
   }
 
@@ -253,6 +308,43 @@ struct PipelineRuntime::Impl {
     result.v_fwd[g.index][a.mb] = used;
     if (last) result.mb_loss[a.mb] = loss;
     else post(g, {MessageKind::kActivation, g.index + 1, a.mb}, g.x_out, boundary);
+    if (recomputes_forward(schedule.policy)) {  // keep the input only; B reruns the forward
+      if (!first) {
+        float* keep = nullptr;
+        if (g.spare_inputs.empty()) {
+          keep = static_cast<float*>(g.be->alloc(boundary * sizeof(float)));
+        } else {
+          keep = g.spare_inputs.back();
+          g.spare_inputs.pop_back();
+        }
+        g.be->copy(keep, g.x_in, boundary * sizeof(float));
+        g.kept_input[a.mb] = keep;
+        g.mem.peak_inputs_kept = std::max<int>(g.mem.peak_inputs_kept, g.kept_input.size());
+      }
+      g.model->release(slot);
+      release_slot(g, a.mb);
+    }
+  }
+
+  // recompute: the forward of `mb` again, with the current weights, from the kept input (the
+  // first stage re-reads its tokens, the last its targets: the data is a function of mb).
+  void rerun_forward(Stage& g, int mb) {
+    const bool first = g.index == 0, last = g.index == S - 1;
+    const int64_t mb_abs = static_cast<int64_t>(config.first_update) * schedule.accum + mb;
+    if (first || last) data.get(mb_abs, g.tokens.data(), g.targets.data());
+    const int slot = g.free_slots.back();
+    g.free_slots.pop_back();
+    g.slot_of[mb] = slot;
+    g.mem.peak_slots_in_use = std::max(g.mem.peak_slots_in_use, ++g.slots_in_use);
+    float* in = nullptr;
+    if (!first) {
+      auto it = g.kept_input.find(mb);
+      in = it->second;
+      g.kept_input.erase(it);
+      g.spare_inputs.push_back(in);
+    }
+    g.model->forward(slot, g.model->params(), g.tokens.data(), in, g.targets.data(),
+                     last ? nullptr : g.x_out);
   }
 
   void backward_input(Stage& g, const Action& a, int device, int pos, ActionRecord& rec,
@@ -262,13 +354,16 @@ struct PipelineRuntime::Impl {
     const int vf = g.fwd_version.at(a.mb);
     const int vb = backward_version(schedule.policy, g.version, vf);
     const float* w = weights_for(g, vb);
+    // forward: the matmuls use the forward's weights, LayerNorm the current ones.
+    const float* norm = schedule.policy == WeightPolicy::kForward ? g.model->params() : nullptr;
     const float scale = 1.0f / static_cast<float>(schedule.accum);
+    if (recomputes_forward(schedule.policy)) rerun_forward(g, a.mb);
     const int slot = g.slot_of.at(a.mb);
     if (whole) {
-      g.model->backward(slot, w, last ? nullptr : g.dx_out, first ? nullptr : g.dx_in, scale);
+      g.model->backward(slot, w, last ? nullptr : g.dx_out, first ? nullptr : g.dx_in, scale, norm);
       release_slot(g, a.mb);
     } else {
-      g.model->backward_input(slot, w, last ? nullptr : g.dx_out, first ? nullptr : g.dx_in, scale);
+      g.model->backward_input(slot, w, last ? nullptr : g.dx_out, first ? nullptr : g.dx_in, scale, norm);
     }
     if (--g.refs[vf] == 0) g.refs.erase(vf);
     if (keeps_old_versions(schedule.policy)) drop_unused_copies(g, g.version - 1);
@@ -291,7 +386,8 @@ struct PipelineRuntime::Impl {
     // free what the next version no longer needs, so at most the policy's copies coexist.
     drop_unused_copies(g, g.version);
     if (schedule.policy == WeightPolicy::kDoubleBuffer ||
-        (schedule.policy == WeightPolicy::kStash && g.refs.count(g.version)))
+        ((schedule.policy == WeightPolicy::kStash || schedule.policy == WeightPolicy::kForward) &&
+         g.refs.count(g.version)))
       keep_current_version(g);
     const double lr = g.opt->step(g.model->params(), g.model->grads());
     g.model->zero_grad();
@@ -320,10 +416,13 @@ struct PipelineRuntime::Impl {
 
   void take_snapshot(Stage& g) {
     const size_t n = g.model->param_count();
-    std::vector<float> p(n), m(n), v(n);
+    const size_t nm = config.snapshot_optimizer ? n : 0;
+    std::vector<float> p(n), m(nm), v(nm);
     g.be->to_host(p.data(), g.model->params(), n * sizeof(float));
-    g.be->to_host(m.data(), g.opt->m(), n * sizeof(float));
-    g.be->to_host(v.data(), g.opt->v(), n * sizeof(float));
+    if (nm) {
+      g.be->to_host(m.data(), g.opt->m(), n * sizeof(float));
+      g.be->to_host(v.data(), g.opt->v(), n * sizeof(float));
+    }
     std::lock_guard<std::mutex> lock(mu);
     Snapshot& s = snapshots[g.version];
     s.version = g.version;
@@ -355,9 +454,18 @@ struct PipelineRuntime::Impl {
       return;
     }
     if (g.index != 0 && g.index != S - 1) return;
+    if (schedule.stage_device[0] == schedule.stage_device[S - 1]) {
+      // The first and the last stage on one device (a V placement): the first stage's OPT of
+      // each update sums both gradients, complete by then (check_tied_on_one_device).
+      if (g.index == 0) sum_tied_embedding_grads(*g.model, *stages[S - 1].model);
+      return;
+    }
     float* own = g.model->grad_tensor(g.index == 0 ? "wte" : "lm_head");
     const size_t n = static_cast<size_t>(config.model.vocab_size) * config.model.channels;
-    if (!g.tied_tmp) g.tied_tmp = static_cast<float*>(g.be->alloc(n * sizeof(float)));
+    if (!g.tied_tmp) {
+      g.tied_tmp = static_cast<float*>(g.be->alloc(n * sizeof(float)));
+      g.mem.workspace_bytes += n * sizeof(float);
+    }
     const int other = g.index == 0 ? S - 1 : 0;
     post(g, {MessageKind::kTiedEmbedding, other, g.version}, own, n);
     receive(g, {MessageKind::kTiedEmbedding, g.index, g.version}, g.tied_tmp, n, device, pos, a, rec);
@@ -392,6 +500,16 @@ struct PipelineRuntime::Impl {
             rec.version = g.version;
             break;
           case ActionKind::OPT: optimizer_step(g, device, pos, a, rec); break;
+          case ActionKind::FB: {  // not overlapped here: its forward, then its backward
+            rec.action = Fwd(a.stage, a.mb);
+            forward(g, rec.action, device, pos, rec);
+            rec.end = now();
+            records.push_back(rec);
+            rec.action = Bwd(a.stage_b, a.mb_b);
+            rec.start = now();
+            backward_input(stages[a.stage_b], rec.action, device, pos, rec, true);
+            break;
+          }
         }
         rec.end = now();
         records.push_back(rec);
@@ -475,8 +593,18 @@ RunResult PipelineRuntime::run(const std::function<void(const UpdateEvent&)>& on
   if (!im.first_error.empty()) throw std::runtime_error(im.first_error);
   im.result.interrupted = stop && stop->load();
   for (auto& r : records) im.result.actions.insert(im.result.actions.end(), r.begin(), r.end());
-  for (auto& g : im.stages) im.result.memory.push_back(g.mem);  // zero for remote stages
+  for (auto& g : im.stages) {  // zero for remote stages
+    g.mem.allocated_peak = g.meter->peak();
+    g.mem.device_allocated_peak = im.device_meters[g.device]->peak();
+    im.result.memory.push_back(g.mem);
+  }
   return std::move(im.result);
+}
+
+double peak_rss_bytes() {
+  struct rusage u {};
+  if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
+  return 1024.0 * static_cast<double>(u.ru_maxrss);  // Linux reports KiB
 }
 
 }  // namespace paci

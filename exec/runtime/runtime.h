@@ -34,6 +34,8 @@ struct RunConfig {
   // (0 = never): consistent states for evaluation and checkpoints of a run whose stages
   // update at different times.
   int snapshot_every = 0;
+  // Whether a snapshot also copies the AdamW moments (false: weights only, enough to evaluate).
+  bool snapshot_optimizer = true;
   // Updates already applied before this run (resume): versions, LR schedule and data
   // continue from here.
   int first_update = 0;
@@ -66,12 +68,29 @@ struct StageMemory {
   int slots = 0;                // slots allocated (the IR's in-flight peak)
   int peak_slots_in_use = 0;    // measured
   int peak_stashed_copies = 0;  // measured extra weight copies
-  size_t peak_activation_bytes() const { return peak_slots_in_use * slot_bytes; }
+  // recompute: a stage input kept from F to B (0 on the first stage, which re-reads its
+  // tokens), and the most kept at once; one slot then serves the forward and the rerun.
+  size_t input_bytes = 0;
+  int peak_inputs_kept = 0;
+  // Measured by the allocator (exec/model/metered_backend.h): the most bytes this stage had
+  // allocated at once, every allocation included (weights, gradients, AdamW state, slots,
+  // scratch, message buffers, stashed copies, kept inputs); and the same for all the stages
+  // of its device together.
+  size_t allocated_peak = 0;
+  size_t device_allocated_peak = 0;
+  // Held for the whole run besides the above: scratch and the four message buffers.
+  size_t workspace_bytes = 0;
+  size_t peak_activation_bytes() const {
+    return peak_slots_in_use * slot_bytes + peak_inputs_kept * input_bytes;
+  }
   size_t peak_bytes() const {
-    return param_bytes * (1 + peak_stashed_copies) + grad_bytes + optimizer_bytes +
+    return param_bytes * (1 + peak_stashed_copies) + grad_bytes + optimizer_bytes + workspace_bytes +
            peak_activation_bytes();
   }
 };
+
+// This process's peak resident set size so far, in bytes (getrusage; 0 if unknown).
+double peak_rss_bytes();
 
 // Weights and optimizer state of every stage at one version.
 struct Snapshot {

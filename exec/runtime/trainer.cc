@@ -280,8 +280,11 @@ struct Recorded {
       const int peak_slots = std::max(m.peak_slots_in_use, n.peak_slots_in_use);
       const int peak_copies = std::max(m.peak_stashed_copies, n.peak_stashed_copies);
       const int slots = std::max(m.slots, n.slots);
+      const size_t allocated = std::max(m.allocated_peak, n.allocated_peak);
+      const size_t device_allocated = std::max(m.device_allocated_peak, n.device_allocated_peak);
       m = n;
       m.peak_slots_in_use = peak_slots, m.peak_stashed_copies = peak_copies, m.slots = slots;
+      m.allocated_peak = allocated, m.device_allocated_peak = device_allocated;
     }
   }
   // Into the report, and the closing metrics row (the stages this process ran).
@@ -294,7 +297,8 @@ struct Recorded {
       if (!drift_n[st]) continue;
       const StageMemory& m = memory[st];
       stages.push_back({{"stage", st}, {"max_drift", rep.max_drift[st]}, {"mean_drift", rep.mean_drift[st]},
-                        {"peak_bytes", m.peak_bytes()}, {"activation_bytes", m.peak_activation_bytes()},
+                        {"peak_bytes", m.peak_bytes()}, {"allocated_peak_bytes", m.allocated_peak},
+                        {"activation_bytes", m.peak_activation_bytes()},
                         {"weight_bytes", m.param_bytes}, {"stashed_copies", m.peak_stashed_copies}});
     }
     return stages;
@@ -327,21 +331,7 @@ struct Progress {
 
 // Under MPI, the actions and memory of every rank, on rank 0.
 void gather_trace(RankGroup& group, TrainReport& rep, size_t stages) {
-  std::string bytes;
-  put(bytes, rep.actions);
-  put(bytes, rep.memory);
-  std::vector<std::string> all = group.gather(bytes, 0, "the end of the run (gathering the trace)");
-  if (group.rank() != 0) return;
-  rep.actions.clear();
-  std::vector<StageMemory> merged(stages);
-  for (const std::string& b : all) {
-    size_t at = 0;
-    for (const ActionRecord& a : take<ActionRecord>(b, at)) rep.actions.push_back(a);
-    std::vector<StageMemory> m = take<StageMemory>(b, at);
-    for (size_t s = 0; s < m.size(); ++s)
-      if (m[s].param_bytes) merged[s] = m[s];
-  }
-  rep.memory = merged;
+  gather_run_record(group, rep.actions, rep.memory, stages);
 }
 
 // --export-llmc: under MPI every rank's stages go to rank 0, which writes the file.
@@ -358,6 +348,55 @@ void export_llmc(const TrainOptions& opt, const Plan& p, const Snapshot& state) 
     throw std::invalid_argument(fmt::format("--export-llmc {}: {}", opt.export_llmc, e.what()));
   }
   if (opt.log) *opt.log << fmt::format("wrote llm.c weights {}\n", opt.export_llmc);
+}
+
+// The state of the stages this process runs, read from the runtime after a segment (which
+// ends with a flush, so every stage is at `version`): the weights, and the AdamW moments when
+// `with_optimizer` (a checkpoint or the next segment needs them; evaluation and export do not).
+Snapshot read_state(PipelineRuntime& rt, int version, bool with_optimizer) {
+  Snapshot out;
+  const int S = rt.num_stages();
+  out.version = version;
+  out.params.resize(S), out.m.resize(S), out.v.resize(S);
+  for (int s = 0; s < S; ++s) {
+    if (!rt.is_local(s)) continue;
+    StageModel& st = rt.stage(s);
+    const size_t n = st.param_count();
+    out.params[s].resize(n);
+    st.backend().to_host(out.params[s].data(), st.params(), n * sizeof(float));
+    if (!with_optimizer) continue;
+    out.m[s].resize(n), out.v[s].resize(n);
+    st.backend().to_host(out.m[s].data(), rt.optimizer(s).m(), n * sizeof(float));
+    st.backend().to_host(out.v[s].data(), rt.optimizer(s).v(), n * sizeof(float));
+  }
+  return out;
+}
+
+// Validation loss with the runtime's own stage models after a segment (every slot free, every
+// stage at the same version), as the Evaluator computes it (stage by stage on slot 0): no
+// second model and no copy of the weights. Threads on host memory only; false otherwise.
+bool evaluate_in_place(PipelineRuntime& rt, const GptConfig& model, BatchSource& data, int batches, double& loss) {
+  const int S = rt.num_stages();
+  for (int s = 0; s < S; ++s)
+    if (!rt.is_local(s) || !rt.stage(s).backend().host_memory()) return false;
+  const size_t tokens_n = static_cast<size_t>(data.batch_size()) * data.seq_len();
+  std::vector<float> x(tokens_n * model.channels), y(x.size());
+  std::vector<int> tokens(tokens_n), targets(tokens_n);
+  double sum = 0;
+  for (int b = 0; b < batches; ++b) {
+    data.get(b, tokens.data(), targets.data());
+    for (int s = 0; s < S; ++s) {
+      StageModel& st = rt.stage(s);
+      const bool last = s + 1 == S;
+      const float l = st.forward(0, st.params(), tokens.data(), s ? x.data() : nullptr, targets.data(),
+                                 last ? nullptr : y.data());
+      st.release(0);
+      if (last) sum += l;
+      std::swap(x, y);
+    }
+  }
+  loss = sum / batches;
+  return true;
 }
 
 }  // namespace
@@ -397,9 +436,8 @@ TrainReport train(const TrainOptions& opt) {
                                 "with --tied");
 
   MetricsFile metrics(rep.reports ? opt.metrics_path : std::string());
+  // Made on first use, so a run that evaluates only at the end holds no evaluator while it trains.
   std::unique_ptr<Evaluator> evaluator;
-  if (opt.val && rep.reports)
-    evaluator = std::make_unique<Evaluator>(model, plan.partition, opt.micro_batch, opt.seq_len);
   const double tokens_per_update = static_cast<double>(plan.accum) * opt.micro_batch * opt.seq_len;
   const Progress progress{log, opt.live, plan.total_updates, std::max(1, plan.total_updates / 25),
                           tokens_per_update, flops_per_token(model, opt.seq_len), opt.peak_flops};
@@ -407,20 +445,26 @@ TrainReport train(const TrainOptions& opt) {
   const int first = done;
   Recorded recorded(plan.partition.size());
 
+  std::function<void(int, double)> report_val;
   auto evaluate = [&](const Snapshot& local, int update) {
     auto t0 = std::chrono::steady_clock::now();
     Snapshot gathered;
     if (group) gathered = gather_snapshot(*group, local, plan.reporter, fmt::format("the evaluation at step {}", update));
-    if (!evaluator) return;
+    if (!opt.val || !rep.reports) return;
+    if (!evaluator) evaluator = std::make_unique<Evaluator>(model, plan.partition, opt.micro_batch, opt.seq_len);
     const Snapshot& snap = group ? gathered : local;
     double l = evaluator->loss(snap, *opt.val, opt.eval_batches);
     eval_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    report_val(update, l);
+  };
+  report_val = [&](int update, double l) {
     rep.val_loss.emplace_back(update, l);
     metrics.write({{"step", update}, {"val_loss", l}, {"val_ppl", std::exp(l)}});
     progress.line(fmt::format("step {:>5}: val loss {:.4f} (perplexity {:.2f})", update, l, std::exp(l)));
   };
 
   int reached = done;  // updates applied, including those of an unfinished segment
+  bool evaluated_at_end = false;
   auto interrupted_at_boundary = [&] {
     rep.interrupted = true;
     rep.interrupted_at = reached;
@@ -440,13 +484,20 @@ TrainReport train(const TrainOptions& opt) {
     rc.adamw = plan.adamw;
     rc.seed = opt.seed;
     rc.stall_timeout = opt.stall_timeout;
-    rc.snapshot_every = 1;
+    // Snapshots (copies of every stage's weights at one version, taken while stages update at
+    // different times) only where an evaluation inside the segment needs one; the state at the
+    // segment's end is read once after it (read_state).
+    rc.snapshot_every = opt.val && opt.eval_every > 0 ? opt.eval_every : 0;
+    rc.snapshot_optimizer = false;
     rc.first_update = done;
     rc.make_backend = opt.make_backend;
     if (!opt.transport) rc.make_transport = opt.make_transport;
     if (group) rc.local_devices = {group->rank()};
     PipelineRuntime rt(sched, rc, *opt.train, opt.transport);
-    if (have_state) rt.restore(state);
+    if (have_state) {
+      rt.restore(state);
+      state = Snapshot{};  // the runtime holds it now
+    }
     const double seg_eval_before = eval_seconds;
     auto on_update = [&](const UpdateEvent& ev) {
       const int k = ev.update + 1;  // updates done
@@ -472,7 +523,18 @@ TrainReport train(const TrainOptions& opt) {
       interrupted_at_boundary();
       break;
     }
-    have_state = rt.take_latest_snapshot(state);
+    // What needs the state at the segment's end: the next segment and a checkpoint (weights
+    // and AdamW moments), the final evaluation and --export-llmc (weights).
+    const bool more = done + seg < plan.total_updates;
+    const bool with_optimizer = more || !opt.save_dir.empty();
+    // The final evaluation runs on the runtime's own models where it can (threads).
+    double final_loss = 0;
+    if (!more && opt.val && !group && rep.reports && evaluate_in_place(rt, model, *opt.val, opt.eval_batches, final_loss)) {
+      report_val(done + seg, final_loss);
+      evaluated_at_end = true;
+    }
+    have_state = with_optimizer || (opt.val && !evaluated_at_end) || !opt.export_llmc.empty();
+    if (have_state) state = read_state(rt, done + seg, with_optimizer);
     done += seg;
     reached = done;
     if (!opt.save_dir.empty()) {
@@ -489,11 +551,30 @@ TrainReport train(const TrainOptions& opt) {
   rep.tokens_per_second = (done - first) * tokens_per_update / std::max(train_seconds, 1e-9);
   if (opt.live && log) *log << "\n";
   metrics.write({{"summary", {{"updates", done}, {"stages", recorded.finish(rep)}}}});
-  if (opt.val && have_state && !rep.interrupted) evaluate(state, done);
+  if (opt.val && have_state && !rep.interrupted && !evaluated_at_end) evaluate(state, done);
   if (!opt.export_llmc.empty() && have_state && !rep.interrupted) export_llmc(opt, plan, state);
   if (group) gather_trace(*group, rep, plan.partition.size());
   metrics.close();
   return rep;
+}
+
+void gather_run_record(RankGroup& group, std::vector<ActionRecord>& actions, std::vector<StageMemory>& memory,
+                       size_t stages) {
+  std::string bytes;
+  put(bytes, actions);
+  put(bytes, memory);
+  std::vector<std::string> all = group.gather(bytes, 0, "the end of the run (gathering the trace)");
+  if (group.rank() != 0) return;
+  actions.clear();
+  std::vector<StageMemory> merged(stages);
+  for (const std::string& b : all) {
+    size_t at = 0;
+    for (const ActionRecord& a : take<ActionRecord>(b, at)) actions.push_back(a);
+    std::vector<StageMemory> m = take<StageMemory>(b, at);
+    for (size_t s = 0; s < m.size(); ++s)
+      if (m[s].param_bytes) merged[s] = m[s];
+  }
+  memory = merged;
 }
 
 }  // namespace paci

@@ -103,6 +103,11 @@ struct TrainReport {
 // for failures during the run.
 TrainReport train(const TrainOptions& opt);
 
+// One process per pipeline rank: every rank's action records and stage memory, merged on rank
+// 0 (`stages` entries); the other ranks' vectors are left as they were.
+void gather_run_record(RankGroup& group, std::vector<ActionRecord>& actions, std::vector<StageMemory>& memory,
+                       size_t stages);
+
 // Throws std::invalid_argument unless `path` (given as `flag`) can be written as a file:
 // not a folder, and its folder exists and takes a new file (probed with a temporary file
 // that is removed again). An empty path passes.

@@ -46,7 +46,7 @@ std::string to_chrome_json(const Trace& t) {
   json stat = json::array();
   for (const auto& m : t.static_memory)
     stat.push_back({{"weights", m.weights}, {"grads", m.grads}, {"optimizer", m.optimizer},
-                    {"stashed", m.stashed}});
+                    {"stashed", m.stashed}, {"workspace", m.workspace}});
   header["static_memory"] = stat;
   put("{{\"displayTimeUnit\":\"ms\",\"otherData\":{},\n\"traceEvents\":[\n", header.dump());
   bool first = true;
@@ -66,9 +66,13 @@ std::string to_chrome_json(const Trace& t) {
   for (const auto& a : t.actions) {
     sep();
     put("{{\"ph\":\"X\",\"cat\":\"compute\",\"name\":\"{}\",\"pid\":{},\"tid\":{},\"ts\":{},\"dur\":{},"
-        "\"args\":{{\"kind\":\"{}\",\"stage\":{},\"mb\":{},\"pos\":{},\"version\":{},\"t0\":{},\"t1\":{}}}}}",
+        "\"args\":{{\"kind\":\"{}\",\"stage\":{},\"mb\":{},\"pos\":{},\"version\":{},\"t0\":{},\"t1\":{}{}}}}}",
         to_string(a.action), a.device, kComputeTid, us(a.start), us(a.end - a.start),
-        kind_name(a.action.kind), a.action.stage, a.action.mb, a.pos, a.version, a.start, a.end);
+        kind_name(a.action.kind), a.action.stage, a.action.mb, a.pos, a.version, a.start, a.end,
+        a.action.kind == ActionKind::FB
+            ? fmt::format(",\"stage_b\":{},\"mb_b\":{},\"version_b\":{}", a.action.stage_b,
+                          a.action.mb_b, a.version_b)
+            : std::string());
     if (a.action.kind == ActionKind::OPT)
       put(",\n{{\"ph\":\"C\",\"name\":\"version stage {}\",\"pid\":{},\"ts\":{},\"args\":{{\"version\":{}}}}}",
           a.action.stage, a.device, us(a.end), a.version + 1);
@@ -133,7 +137,8 @@ Trace trace_from_chrome_json(std::string_view text, const std::string& source) {
     t.memory_unit = h.at("memory_unit").get<std::string>();
     for (const auto& m : h.at("static_memory"))
       t.static_memory.push_back({m.at("weights").get<double>(), m.at("grads").get<double>(),
-                                 m.at("optimizer").get<double>(), m.at("stashed").get<double>()});
+                                 m.at("optimizer").get<double>(), m.at("stashed").get<double>(),
+                                 m.value("workspace", 0.0)});
     const json& ev = j.at("traceEvents");
     if (!ev.is_array()) throw fail("traceEvents is not an array");
     for (const auto& e : ev) {
@@ -149,6 +154,10 @@ Trace trace_from_chrome_json(std::string_view text, const std::string& source) {
         else if (kind == "I") x.action = BwdI(stage, mb);
         else if (kind == "W") x.action = BwdW(stage, mb);
         else if (kind == "OPT") x.action = Opt(stage);
+        else if (kind == "OVERLAP_F_B") {
+          x.action = FwdBwd(stage, mb, a.at("stage_b").get<int>(), a.at("mb_b").get<int>());
+          x.version_b = a.at("version_b").get<int>();
+        }
         else throw fail("compute slice with unknown kind '" + kind + "'");
         x.device = e.at("pid").get<int>();
         x.pos = a.at("pos").get<int>();

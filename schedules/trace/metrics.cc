@@ -62,6 +62,10 @@ RecordedVersions versions_of(const Trace& t, const DeviceLists& dev) {
       if (x.mb < 0 || x.mb >= T) continue;
       if (x.kind == ActionKind::F) r.v_fwd[x.stage][x.mb] = a->version;
       if (x.kind == ActionKind::B || x.kind == ActionKind::I) r.v_bwd[x.stage][x.mb] = a->version;
+      if (x.kind == ActionKind::FB) {
+        r.v_fwd[x.stage][x.mb] = a->version;
+        if (x.mb_b >= 0 && x.mb_b < T) r.v_bwd[x.stage_b][x.mb_b] = a->version_b;
+      }
     }
   for (int s = 0; s < S; ++s)
     for (int m = 0; m < T; ++m)
@@ -73,6 +77,8 @@ RecordedVersions versions_of(const Trace& t, const DeviceLists& dev) {
       const Action& x = a->action;
       if (x.kind == ActionKind::B || x.kind == ActionKind::W) {
         if (x.mb >= 0 && x.mb < T) pending[x.stage].push_back(x.mb);
+      } else if (x.kind == ActionKind::FB) {
+        if (x.mb_b >= 0 && x.mb_b < T) pending[x.stage_b].push_back(x.mb_b);
       } else if (x.kind == ActionKind::OPT) {
         for (int m : pending[x.stage])
           if (r.v_fwd[x.stage][m] >= 0) r.delay[x.stage][m] = a->version - r.v_fwd[x.stage][m];

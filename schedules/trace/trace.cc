@@ -18,7 +18,9 @@ void check_trace(const Trace& t) {
   for (size_t k = 0; k < t.actions.size(); ++k) {
     const TraceAction& a = t.actions[k];
     if (a.device < 0 || a.device >= D || a.action.stage < 0 || a.action.stage >= S ||
-        t.stage_device[a.action.stage] != a.device)
+        t.stage_device[a.action.stage] != a.device ||
+        (a.action.kind == ActionKind::FB &&
+         (a.action.stage_b < 0 || a.action.stage_b >= S || t.stage_device[a.action.stage_b] != a.device)))
       throw std::invalid_argument(fmt::format("trace: action {} ({}) on device {}: stage or device "
                                               "out of range or not where stage_device puts it",
                                               k, to_string(a.action), a.device));

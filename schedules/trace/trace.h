@@ -26,6 +26,8 @@ struct TraceAction {
   // steps applied to the weights it computed with; the weight policy decides for B/I/W).
   // For OPT: the version it replaced (its update index), so OPT k produces version k+1.
   int version = 0;
+  // FB only: the version of action.stage_b its backward half used (version is its forward's).
+  int version_b = 0;
 };
 
 // A point-to-point transfer from the producer's device to the consumer's device. It holds
@@ -41,7 +43,8 @@ struct TraceTransfer {
 // optimizer state and extra weight copies the schedule's policy keeps (stash, double buffer).
 struct StaticMemory {
   double weights = 0, grads = 0, optimizer = 0, stashed = 0;
-  double total() const { return weights + grads + optimizer + stashed; }
+  double workspace = 0;  // scratch and message buffers held for the whole run
+  double total() const { return weights + grads + optimizer + stashed + workspace; }
 };
 
 // The device's memory above its StaticMemory (activations kept for backwards, and for a

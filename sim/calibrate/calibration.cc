@@ -115,7 +115,7 @@ Calibration fit_calibration(const std::vector<CalibrationRun>& runs) {
   std::array<std::vector<Row>, 4> X;
   std::array<std::vector<double>, 4> y;
   std::vector<Row> size_rows;
-  std::vector<double> act, params;
+  std::vector<double> act, params, workspace;
   double opt_num = 0, opt_den = 0;
   for (const CalibrationRun& run : runs) {
     const Trace& t = *run.trace;
@@ -133,6 +133,7 @@ Calibration fit_calibration(const std::vector<CalibrationRun>& runs) {
       size_rows.push_back(row(run.stages[s]));
       act.push_back(run.sizes[s].activation_bytes);
       params.push_back(run.sizes[s].params);
+      workspace.push_back(run.sizes[s].workspace_bytes);
       if (!d[4][s].empty()) {
         opt_num += median(d[4][s]) * run.sizes[s].params;
         opt_den += run.sizes[s].params * run.sizes[s].params;
@@ -159,13 +160,99 @@ Calibration fit_calibration(const std::vector<CalibrationRun>& runs) {
   }
   Row a = fit(size_rows, act, "activation memory");
   Row n = fit(size_rows, params, "parameters");
-  for (int p = 0; p < kPieces; ++p) pieces[p]->activation_bytes = a[p], pieces[p]->params = n[p];
+  Row ws = fit(size_rows, workspace, "workspace memory");
+  for (int p = 0; p < kPieces; ++p)
+    pieces[p]->activation_bytes = a[p], pieces[p]->params = n[p], pieces[p]->workspace_bytes = ws[p];
   c.opt_seconds_per_param = opt_den > 0 ? opt_num / opt_den : 0;
   return c;
 }
 
+std::array<double, 6> fit_contention(const Trace& alone, const std::vector<const Trace*>& together) {
+  std::array<double, 6> out{};
+  if (together.size() < 2) return out;
+  const int S = alone.stages();
+  // durations[kind][stage] of a trace
+  auto collect = [S](const Trace& t, std::array<std::vector<std::vector<double>>, 6>& d) {
+    for (auto& k : d) k.assign(S, {});
+    for (const TraceAction& a : t.actions)
+      if (a.action.stage >= 0 && a.action.stage < S && static_cast<int>(a.action.kind) < 6)
+        d[static_cast<int>(a.action.kind)][a.action.stage].push_back(a.end - a.start);
+  };
+  std::array<std::vector<std::vector<double>>, 6> one, many;
+  collect(alone, one);
+  for (auto& k : many) k.assign(S, {});
+  for (const Trace* t : together) {
+    std::array<std::vector<std::vector<double>>, 6> d;
+    collect(*t, d);
+    for (int k = 0; k < 6; ++k)
+      for (int s = 0; s < S; ++s) many[k][s].insert(many[k][s].end(), d[k][s].begin(), d[k][s].end());
+  }
+  const double others = static_cast<double>(together.size()) - 1;
+  for (int k = 0; k < 6; ++k) {
+    double num = 0, den = 0;
+    for (int s = 0; s < S; ++s) {
+      if (one[k][s].empty() || many[k][s].empty()) continue;
+      const double a = median(one[k][s]), b = median(many[k][s]);
+      if (!(a > 0)) continue;
+      num += a * (b / a - 1), den += a;
+    }
+    if (den > 0 && others > 0) out[k] = std::max(0.0, num / den / others);
+  }
+  return out;
+}
+
+bool calibrated_for(const Calibration& c, const GptConfig& m, int B, int T) {
+  // Depth needs no rescaling: a stage costs the sum of its pieces, whatever the layer count.
+  return c.micro_batch == B && c.seq_len == T &&
+         (c.channels == 0 || (c.channels == m.channels && c.heads == m.heads && c.vocab == m.vocab_size &&
+                              c.tied == m.tied_embeddings));
+}
+
+Calibration rescale_calibration(const Calibration& c, const GptConfig& to, int B, int T) {
+  if (c.channels <= 0)
+    throw CalibrationError(fmt::format("calibration ({}) does not record its model's width: re-measure with "
+                                       "`paci calibrate` to predict another model or micro-batch size", c.source));
+  GptConfig from = to;
+  from.layers = std::max(1, c.layers);
+  from.channels = c.channels, from.heads = c.heads, from.vocab_size = from.padded_vocab = c.vocab;
+  from.tied_embeddings = c.tied;
+  from.seq_len = std::max(from.seq_len, c.seq_len);
+  GptConfig dst = to;
+  dst.seq_len = std::max(dst.seq_len, T);
+  const double tok_from = static_cast<double>(c.micro_batch) * c.seq_len, tok_to = static_cast<double>(B) * T;
+  // Units: 0 embedding, 1 attention (block 0), 2 MLP (block 0), last the head.
+  const int units_from[4] = {0, 1, 2, 2 * from.layers + 1}, units_to[4] = {0, 1, 2, 2 * dst.layers + 1};
+  const std::vector<UnitCost> act_from = exec_unit_costs(from, c.micro_batch, c.seq_len),
+                              act_to = exec_unit_costs(dst, B, T);
+  Calibration r = c;
+  PieceCost* pieces[4] = {&r.embedding, &r.attention, &r.mlp, &r.head};
+  for (int p = 0; p < 4; ++p) {
+    const UnitFlops a = unit_flops(from, units_from[p], c.seq_len), b = unit_flops(dst, units_to[p], T);
+    auto ratio = [&](double x, double y) { return x > 0 ? (y * tok_to) / (x * tok_from) : 1.0; };
+    PieceCost& q = *pieces[p];
+    q.f *= ratio(a.forward(), b.forward());
+    q.i *= ratio(a.input_grad(), b.input_grad());
+    q.w *= ratio(a.weight_grad(), b.weight_grad());
+    q.b = q.i + q.w;
+    const double act_a = act_from[units_from[p]].activation_bytes, act_b = act_to[units_to[p]].activation_bytes;
+    if (act_a > 0) q.activation_bytes *= act_b / act_a;
+    q.params = static_cast<double>(unit_parameters(dst, units_to[p], /*stored=*/true));
+  }
+  const double msg = (tok_to * dst.channels) / (tok_from * from.channels);
+  for (double PieceCost::*f : {&PieceCost::f, &PieceCost::b, &PieceCost::i, &PieceCost::w,
+                               &PieceCost::activation_bytes, &PieceCost::workspace_bytes})
+    r.stage.*f *= msg;
+  for (PieceCost* q : pieces) q->workspace_bytes *= msg;
+  r.boundary_bytes *= msg;
+  r.micro_batch = B, r.seq_len = T, r.layers = dst.layers;
+  r.channels = dst.channels, r.heads = dst.heads, r.vocab = dst.vocab_size, r.tied = dst.tied_embeddings;
+  r.source = excerpt(c.source + fmt::format(", rescaled by FLOPs to {} B={} T={}", describe(dst), B, T), 200);
+  return r;
+}
+
 CostModel cost_for_partition(const Calibration& c, const std::vector<StageComposition>& stages) {
   CostModel m;
+  m.contention = c.contention;
   m.description = fmt::format("calibrated ({})", c.source);
   m.latency = c.latency;
   m.bandwidth = c.bandwidth;
@@ -195,6 +282,7 @@ CostModel cost_for_partition(const Calibration& c, const std::vector<StageCompos
     const double params = sum(&PieceCost::params);
     sc.opt = c.opt_seconds_per_param * params;
     sc.activation_bytes = sum(&PieceCost::activation_bytes);
+    sc.workspace_bytes = sum(&PieceCost::workspace_bytes);
     sc.freed_by_i = 0;
     sc.weight_bytes = params * c.bytes_per_param;
     sc.grad_bytes = params * c.bytes_per_param;
@@ -219,7 +307,7 @@ StageComposition composition_of(const StagePartition& p) {
 PieceCost Calibration::layer() const {
   PieceCost p;
   for (double PieceCost::*f : {&PieceCost::f, &PieceCost::b, &PieceCost::i, &PieceCost::w,
-                               &PieceCost::activation_bytes, &PieceCost::params})
+                               &PieceCost::activation_bytes, &PieceCost::params, &PieceCost::workspace_bytes})
     p.*f = attention.*f + mlp.*f;
   return p;
 }
@@ -258,7 +346,8 @@ bool is_calibration(std::string_view text) {
 namespace {
 
 json piece_json(const PieceCost& p) {
-  return {{"f", p.f}, {"b", p.b}, {"i", p.i}, {"w", p.w}, {"activation_bytes", p.activation_bytes}, {"params", p.params}};
+  return {{"f", p.f},           {"b", p.b}, {"i", p.i}, {"w", p.w}, {"activation_bytes", p.activation_bytes},
+          {"params", p.params}, {"workspace_bytes", p.workspace_bytes}};
 }
 
 }  // namespace
@@ -271,6 +360,8 @@ std::string calibration_to_json(const Calibration& c) {
   j["micro_batch"] = c.micro_batch;
   j["seq_len"] = c.seq_len;
   j["layers"] = c.layers;
+  if (c.channels > 0)
+    j["model"] = {{"channels", c.channels}, {"heads", c.heads}, {"vocab", c.vocab}, {"tied", c.tied}};
   j["boundary_bytes"] = c.boundary_bytes;
   j["stage"] = piece_json(c.stage);
   j["embedding"] = piece_json(c.embedding);
@@ -281,6 +372,7 @@ std::string calibration_to_json(const Calibration& c) {
   j["latency"] = c.latency;
   j["bandwidth"] = c.bandwidth;
   j["bytes_per_param"] = c.bytes_per_param;
+  for (int k = 0; k < 6; ++k) j["contention"][kContentionKinds[k]] = c.contention[k];
   j["note"] = "seconds and bytes per micro-batch of micro_batch x seq_len tokens; a stage costs the sum of "
               "its pieces (embedding on the first stage, head = final LayerNorm + LM head + loss on the last)";
   return j.dump(1) + "\n";
@@ -345,6 +437,7 @@ Calibration calibration_from_json_checked(std::string_view text, const std::stri
     p.f = num(o, "f", w, true), p.b = num(o, "b", w, true), p.i = num(o, "i", w, true), p.w = num(o, "w", w, true);
     p.activation_bytes = num(o, "activation_bytes", w, true);
     p.params = num(o, "params", w, true);
+    if (o.contains("workspace_bytes")) p.workspace_bytes = num(o, "workspace_bytes", w, true);
     return p;
   };
   Calibration c;
@@ -358,13 +451,28 @@ Calibration calibration_from_json_checked(std::string_view text, const std::stri
   c.micro_batch = count("micro_batch", 1, kMaxCalibrationMicroBatch);
   c.seq_len = count("seq_len", 1, kMaxCalibrationSeqLen);
   c.layers = count("layers", 0, kMaxCalibrationLayers);
+  if (j.contains("model")) {
+    const json& m = j["model"];
+    auto dim = [&](const char* key, int hi) {
+      if (!m.is_object() || !m.contains(key) || !m[key].is_number_integer() || m[key].get<int64_t>() < 1 ||
+          m[key].get<int64_t>() > hi)
+        throw CalibrationError(fmt::format("{}: model.{} must be an integer in 1..{}", source, key, hi));
+      return m[key].get<int>();
+    };
+    c.channels = dim("channels", 1 << 20);
+    c.heads = dim("heads", 1 << 20);
+    c.vocab = dim("vocab", 1 << 30);
+    if (!m.contains("tied") || !m["tied"].is_boolean())
+      throw CalibrationError(fmt::format("{}: model.tied must be true or false", source));
+    c.tied = m["tied"].get<bool>();
+  }
   c.boundary_bytes = num(j, "boundary_bytes", "");
   c.stage = piece("stage");
   c.embedding = piece("embedding");
   if (j["version"] == 1) {  // one piece per block: each half costs half of it
     const PieceCost l = piece("layer");
     for (double PieceCost::*f : {&PieceCost::f, &PieceCost::b, &PieceCost::i, &PieceCost::w,
-                                 &PieceCost::activation_bytes, &PieceCost::params})
+                                 &PieceCost::activation_bytes, &PieceCost::params, &PieceCost::workspace_bytes})
       c.attention.*f = c.mlp.*f = l.*f / 2;
   } else {
     c.attention = piece("attention");
@@ -383,6 +491,16 @@ Calibration calibration_from_json_checked(std::string_view text, const std::stri
   c.latency = num(j, "latency", "");
   c.bandwidth = num(j, "bandwidth", "");
   c.bytes_per_param = num(j, "bytes_per_param", "");
+  if (j.contains("contention")) {
+    if (!j["contention"].is_object()) throw CalibrationError(fmt::format("{}: \"contention\" must be an object", source));
+    for (int k = 0; k < 6; ++k)
+      if (j["contention"].contains(kContentionKinds[k])) {
+        c.contention[k] = num(j["contention"], kContentionKinds[k], "contention.");
+        if (c.contention[k] > 100)
+          throw CalibrationError(fmt::format("{}: contention.{} must be in 0..100 (got {})", source,
+                                             kContentionKinds[k], c.contention[k]));
+      }
+  }
   return c;
 }
 

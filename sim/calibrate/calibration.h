@@ -8,6 +8,7 @@
 // compositions, predict any other partition of the same model.
 #pragma once
 
+#include <array>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -38,13 +39,18 @@ StageComposition composition_of(const StagePartition& p);
 struct PieceCost {
   double f = 0, b = 0, i = 0, w = 0;
   double activation_bytes = 0;
-  double params = 0;  // parameter count
+  double params = 0;           // parameter count
+  double workspace_bytes = 0;  // held for the whole run: scratch, message buffers
 };
 
 struct Calibration {
   std::string source;          // what was measured: device, model, date
   int micro_batch = 1, seq_len = 1;
   int layers = 0;              // transformer layers of the calibrated model
+  // The calibrated model's other shapes (0: not recorded; such a calibration cannot be
+  // rescaled to another width).
+  int channels = 0, heads = 0, vocab = 0;
+  bool tied = false;
   double boundary_bytes = 0;   // activation (and gradient) message between stages
   // stage: what every stage pays once; attention and mlp: the two halves of a block.
   PieceCost stage, embedding, attention, mlp, head;
@@ -52,6 +58,10 @@ struct Calibration {
   double opt_seconds_per_param = 0;
   double latency = 0, bandwidth = 0;  // transfers between stages
   double bytes_per_param = 4;         // weights; gradients the same; AdamW state twice that
+  // Slowdown per other computing device, per action kind (CostModel::contention), measured
+  // by running the calibration's whole-model run twice at once (fit_contention); all 0 when
+  // not measured.
+  std::array<double, 6> contention{};
 };
 
 class CalibrationError : public std::invalid_argument {
@@ -64,12 +74,12 @@ class CalibrationError : public std::invalid_argument {
 // non-negative least-squares fit of
 //   cost = stage + [embedding] + attention halves x attention + MLP halves x mlp + [head]
 // over all stages of all runs. The compositions must separate the pieces (e.g. runs with
-// layouts E,L,H and E+L+H, and one that splits a block: E+0.5,(L-0.5)+H); otherwise throws
+// layouts E,L,H and E+L+H, and one that splits a block: E+0.5,0.5,(L-1)+H); otherwise throws
 // CalibrationError. Runs that never split a block fit a whole layer and give each half half of it.
 // OPT: seconds per parameter, fitted over stages. Sizes per stage (activation bytes,
 // parameters) come from the caller, who knows the model, and are fitted the same way.
 struct StageSizes {
-  double activation_bytes = 0, params = 0;
+  double activation_bytes = 0, params = 0, workspace_bytes = 0;
 };
 struct CalibrationRun {
   const Trace* trace = nullptr;
@@ -77,6 +87,23 @@ struct CalibrationRun {
   std::vector<StageSizes> sizes;
 };
 Calibration fit_calibration(const std::vector<CalibrationRun>& runs);
+
+// The contention term from the same schedule run alone (`alone`) and as two (or more) copies
+// at once (`together`, each trace one copy): per action kind, the median duration of each
+// stage together over alone, minus 1, averaged over the stages weighted by their time alone,
+// divided by the number of other copies; never below 0. Kinds missing from either are 0.
+std::array<double, 6> fit_contention(const Trace& alone, const std::vector<const Trace*>& together);
+
+// The calibration of model `to` at micro-batches of B x T, from one of another width, depth,
+// vocabulary or micro-batch size: each piece's F, I and W scaled by the ratio of its unit's
+// FLOPs (unit_flops) times tokens, the per-stage part and the message by tokens x width, the
+// optimizer per parameter kept; parameters exact for `to`; activation bytes by the ratio of
+// exec_unit_costs' estimates. A prediction, not a measurement: GEMM efficiency changes with
+// the shapes. Throws CalibrationError if the calibration does not record its model's width.
+Calibration rescale_calibration(const Calibration& c, const GptConfig& to, int B, int T);
+// Whether `c` was measured at this micro-batch shape on a model of this width, heads,
+// vocabulary and tying (any depth).
+bool calibrated_for(const Calibration& c, const GptConfig& m, int B, int T);
 
 // The cost model of a partition, for the simulator.
 CostModel cost_for_partition(const Calibration& c, const std::vector<StageComposition>& stages);

@@ -181,6 +181,37 @@ TEST(Calibration, JsonRoundTripPredictsTheSame) {
   }
 }
 
+// Two copies of a run at once, each action 30% slower in F, 10% in B and not at all in W than
+// alone (one other copy busy): the fit recovers exactly those slowdowns, and the cost model of
+// any partition carries them.
+TEST(Calibration, ContentionIsRecoveredFromRunsWithAKnownSlowdown) {
+  Truth truth, slow;
+  for (int k = 0; k < 4; ++k) {
+    const double f[4] = {1.3, 1.1, 1.2, 1.0};
+    for (double* x : {&slow.stage[k], &slow.emb[k], &slow.attn[k], &slow.mlp[k], &slow.head[k]}) *x *= f[k];
+  }
+  std::vector<StageComposition> one = {comp(true, 4, true)};
+  Trace alone = synthetic_trace(one, truth), a = synthetic_trace(one, slow), b = synthetic_trace(one, slow);
+  const std::array<double, 6> s = fit_contention(alone, {&a, &b});
+  EXPECT_NEAR(s[0], 0.3, 1e-12);
+  EXPECT_NEAR(s[1], 0.1, 1e-12);
+  EXPECT_NEAR(s[2], 0.2, 1e-12);
+  EXPECT_NEAR(s[3], 0.0, 1e-12);
+  EXPECT_EQ(s[4], 0.0);  // no OPT in the traces: not measured
+  // Faster together (noise) is no contention.
+  const std::array<double, 6> none = fit_contention(a, {&alone, &alone});
+  for (double x : none) EXPECT_EQ(x, 0.0);
+  // One copy alone measures nothing.
+  for (double x : fit_contention(alone, {&a})) EXPECT_EQ(x, 0.0);
+  Calibration c;
+  c.layers = 4;
+  c.attention.f = c.mlp.f = 1, c.attention.b = c.mlp.b = 2;
+  c.contention = s;
+  EXPECT_EQ(cost_for_partition(c, one).contention, s);
+  const Calibration back = calibration_from_json(calibration_to_json(c), "c.json");
+  EXPECT_EQ(back.contention, s);
+}
+
 TEST(Calibration, MalformedFilesGiveClearErrors) {
   EXPECT_THROW(calibration_from_json("{", "c.json"), CalibrationError);
   EXPECT_THROW(calibration_from_json("{\"format\":\"paci-cost\"}", "c.json"), CalibrationError);
@@ -230,6 +261,57 @@ TEST(Calibration, BalancedCompositionsCoverTheModel) {
   EXPECT_THROW(balanced_compositions(c, 15), CalibrationError);
   EXPECT_TRUE(is_calibration(calibration_to_json(c)));
   EXPECT_FALSE(is_calibration("{\"format\": \"paci-cost\"}"));
+}
+
+}  // namespace
+}  // namespace paci
+
+namespace paci {
+namespace {
+
+// Rescaling by FLOPs: to the same shape it changes nothing; twice the tokens doubles every
+// GEMM-bound piece; parameters are those of the new model exactly.
+TEST(Calibration, RescaledByFlopsToAnotherModel) {
+  Calibration c;
+  c.source = "test";
+  c.micro_batch = 4, c.seq_len = 64, c.layers = 4;
+  c.channels = 128, c.heads = 4, c.vocab = 4096, c.tied = false;
+  c.attention = {1e-3, 2e-3, 1.2e-3, 0.8e-3, 1000, 66000, 0};
+  c.mlp = {2e-3, 4e-3, 2.2e-3, 1.8e-3, 2000, 132000, 0};
+  c.head = {5e-3, 9e-3, 5e-3, 4e-3, 3000, 530000, 0};
+  c.embedding = {1e-4, 1e-4, 1e-4, 0, 500, 532000, 0};
+  c.stage = {1e-4, 1e-4, 0, 0, 0, 0, 8192};
+  c.boundary_bytes = 4 * 64 * 128 * 4;
+  GptConfig m;
+  m.layers = 4, m.channels = 128, m.heads = 4, m.vocab_size = m.padded_vocab = 4096, m.seq_len = 64;
+  EXPECT_TRUE(calibrated_for(c, m, 4, 64));
+  EXPECT_TRUE(calibrated_for(c, [&] { GptConfig d = m; d.layers = 6; return d; }(), 4, 64));  // depth is free
+  const Calibration same = rescale_calibration(c, m, 4, 64);
+  EXPECT_NEAR(same.mlp.f, c.mlp.f, 1e-15);
+  EXPECT_NEAR(same.attention.w, c.attention.w, 1e-15);
+  // Twice the micro-batch: GEMM-bound pieces (MLP: no attention term) double; the message too.
+  EXPECT_FALSE(calibrated_for(c, m, 8, 64));
+  const Calibration twice = rescale_calibration(c, m, 8, 64);
+  EXPECT_NEAR(twice.mlp.f, 2 * c.mlp.f, 1e-12);
+  EXPECT_NEAR(twice.mlp.w, 2 * c.mlp.w, 1e-12);
+  EXPECT_NEAR(twice.boundary_bytes, 2 * c.boundary_bytes, 1e-6);
+  EXPECT_NEAR(twice.stage.workspace_bytes, 2 * c.stage.workspace_bytes, 1e-6);
+  EXPECT_EQ(twice.micro_batch, 8);
+  // Twice the width: the MLP's GEMMs (16 C^2 per token) take four times as long.
+  GptConfig wide = m;
+  wide.channels = 256;
+  const Calibration w = rescale_calibration(c, wide, 4, 64);
+  EXPECT_NEAR(w.mlp.w, 4 * c.mlp.w, 1e-12);
+  EXPECT_EQ(w.mlp.params, static_cast<double>(unit_parameters(wide, 2, true)));
+  EXPECT_EQ(w.channels, 256);
+  // A calibration without its model's width cannot be rescaled.
+  Calibration old = c;
+  old.channels = 0;
+  EXPECT_THROW(rescale_calibration(old, wide, 4, 64), CalibrationError);
+  // The model record survives the file.
+  const Calibration back = calibration_from_json(calibration_to_json(c), "c.json");
+  EXPECT_EQ(back.channels, 128);
+  EXPECT_EQ(back.vocab, 4096);
 }
 
 }  // namespace

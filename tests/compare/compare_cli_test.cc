@@ -37,7 +37,7 @@ TEST(CompareCli, CalibrateThenCompare) {
   // --partition: the layout is measured with the calibration's own runs, and printed.
   ASSERT_EQ(run(fmt::format("calibrate {} --partition 1.5,1.5 --out {}/cal.json", kModel, dir), &out), 0) << out;
   EXPECT_NE(out.find("partition E+1.5,1.5+H (measured with the calibration runs)"), std::string::npos) << out;
-  for (const char* layout : {"partition E,3,H", "partition E+3+H", "partition E+0.5,2.5+H", "partition E+1.5,1.5+H"})
+  for (const char* layout : {"partition E,3,H", "partition E+3+H", "partition E+0.5,0.5,2+H", "partition E+1.5,1.5+H"})
     EXPECT_NE(out.find(layout), std::string::npos) << layout << "\n" << out;
   nlohmann::json cal = nlohmann::json::parse(slurp(dir + "/cal.json"));
   EXPECT_EQ(cal["format"], "paci-calibration");
@@ -73,9 +73,12 @@ TEST(CompareCli, CalibrateThenCompare) {
                                  top["device"].get<int>())),
             std::string::npos)
       << out;
+  // Measured peak memory is the executor's allocator peak (everything it allocated); the
+  // prediction, from the calibration's fitted pieces, must be within 5% of it on every device.
   for (const auto& d : c["devices"])
     EXPECT_NEAR(d["predicted_peak_bytes"].get<double>(), d["measured_peak_bytes"].get<double>(),
-                1e-9 * d["measured_peak_bytes"].get<double>());
+                0.05 * d["measured_peak_bytes"].get<double>());
+  EXPECT_GT(c["peak_rss_bytes"].get<double>(), 0);
   for (const auto& s : c["stage_drift"]) {
     EXPECT_EQ(s["measured_max"], s["predicted_max"]);
     EXPECT_DOUBLE_EQ(s["measured_mean"].get<double>(), s["predicted_mean"].get<double>());

@@ -1,5 +1,11 @@
 // Closed forms with uniform stage costs and no communication (REFERENCE.md, "Baselines").
+#include <algorithm>
+#include <tuple>
+#include <vector>
+
 #include <gtest/gtest.h>
+
+#include "schedules/gen/generators.h"
 
 #include "tests/sim/test_util.h"
 
@@ -116,6 +122,132 @@ TEST(ClosedForms, PeakActivationSlotsMatchTheIr) {
       EXPECT_NEAR(r.m.devices[st].peak_dynamic, an.stages[st].inflight_peak, kEps)
           << name << " stage " << st;
   }
+}
+
+
+// Idle seconds of each device over the run: makespan - its busy time.
+std::vector<double> idle(const SimRun& r) {
+  std::vector<double> out;
+  for (const auto& d : r.m.devices) out.push_back(r.m.makespan - d.busy);
+  return out;
+}
+
+double max_of(const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); }
+
+// Uniform costs per stage with an overlapped F&B cost.
+CostModel uniform_fb(double f, double b, double fb) {
+  CostModel c = uniform(f, b);
+  c.stages[0].fb = fb;
+  return c;
+}
+
+TEST(ClosedForms, DualPipeVBubbleIsTheDualPipeReadmesFormula) {
+  // DualPipe README: bubble (PP/2 - 1)(F&B + B - 3W) for PP stages; DualPipeV runs PP = 2P
+  // stages on P devices, so (P - 1)(FB + B - 3W) per step, with F, B, W, FB of one stage. It
+  // is the idle time of the devices that idle most (the last two) when F = I = W (the
+  // zero-bubble papers' assumption) and B <= FB <= F + B (an overlapped pair takes no longer
+  // than its halves one after the other, and no less than its backward). Outside that regime
+  // it is only an estimate (next test).
+  for (int P = 2; P <= 6; ++P)
+    for (int M = 2 * P; M <= 2 * P + 7; M += 7)
+      for (auto [f, b, fb] : {std::tuple{1.0, 2.0, 3.0}, {1.0, 2.0, 2.0}, {1.0, 2.0, 2.5},
+                              {0.5, 1.0, 1.0}, {0.5, 1.0, 1.2}, {0.5, 1.0, 1.5}}) {
+        SimRun r = run(gen("dualpipev", P, M, 1), uniform_fb(f, b, fb));
+        SCOPED_TRACE(::testing::Message() << "P=" << P << " M=" << M << " f=" << f << " b=" << b
+                                          << " fb=" << fb);
+        const double w = b / 2;
+        EXPECT_NEAR(max_of(idle(r)), (P - 1) * (fb + b - 3 * w), 1e-9);
+      }
+}
+
+TEST(ClosedForms, DualPipeVFormulaIsAnEstimateOutsideItsRegime) {
+  // Measured against the formula where I != W (the simulator's own value, a regression check).
+  SimRun r = run(gen("dualpipev", 4, 12, 1), [] {
+    CostModel c = uniform(0.5, 1.0, 0.3);  // i = 0.7, w = 0.3
+    c.stages[0].fb = 1.2;
+    return c;
+  }());
+  const double formula = 3 * (1.2 + 1.0 - 3 * 0.3);  // 3.9
+  EXPECT_NEAR(max_of(idle(r)), 3.4, 1e-9);             // measured: 0.5 less
+  EXPECT_LT(max_of(idle(r)), formula);
+}
+
+TEST(ClosedForms, ZbVIdlesOnlyForThePipelineFillWhenFEqualsIEqualsW) {
+  // ZB-V (arXiv 2401.10241): bubble (p-1)(T_F + T_B - 2T_W) = 0 when F = B = W. What no
+  // schedule avoids is the fill: the last device cannot start before P-1 forwards ran. zb-v
+  // idles exactly that, (P-1) F, on every device and no more, with activations within
+  // 1F1B's peak (checked in tests/schedules/new_schedules_test.cc).
+  // (M >= 2P - 1: the handcrafted order; below that the list scheduler's, which can idle more.)
+  for (int P = 1; P <= 8; ++P)
+    for (int M : {2 * P - 1, 2 * P, 3 * P, 4 * P + 1}) {
+      SimRun r = run(gen("zb-v", P, M, 1), uniform(1, 2));
+      SCOPED_TRACE(::testing::Message() << "P=" << P << " M=" << M);
+      for (double x : idle(r)) EXPECT_NEAR(x, (P - 1) * 1.0, 1e-9);
+      EXPECT_NEAR(r.m.makespan, 2 * M * 3.0 + (P - 1), 1e-9);
+    }
+}
+
+TEST(ClosedForms, VShapesTradeBubbleForMemory) {
+  // Less activation memory, more bubble: zb-v <= v-half <= v-min, and zb-v below 1F1B's
+  // (P-1)/(M+P-1) with the same memory. Per-device costs f = 1, b = 2 (half per stage).
+  for (int P : {4, 8})
+    for (int M : {2 * P, 4 * P}) {
+      const CostModel dev = uniform(1, 2), chunk = per_chunk(dev, 2);
+      const double zbv = run(gen("zb-v", P, M, 1), chunk).m.bubble;
+      const double half = run(gen("v-half", P, M, 1), chunk).m.bubble;
+      const double vmin = run(gen("v-min", P, M, 1), chunk).m.bubble;
+      const double f1b = run(gen("1f1b", P, M, 1), dev).m.bubble;
+      SCOPED_TRACE(::testing::Message() << "P=" << P << " M=" << M);
+      EXPECT_LE(zbv, half);
+      EXPECT_LE(half, vmin);
+      EXPECT_LT(zbv, f1b);
+      EXPECT_NEAR(f1b, (P - 1.0) / (M + P - 1), 1e-9);
+    }
+}
+
+TEST(ClosedForms, LoopedBfsBubbleIsDminus1OverVMplusDminus1) {
+  for (int D : {2, 3, 4})
+    for (int v : {1, 2, 3})
+      for (int M : {D, 2 * D, 8}) {
+        if (M < D) continue;
+        SimRun r = run(gen("looped-bfs", D, M, 2, v), uniform(1, 2));
+        SCOPED_TRACE(::testing::Message() << "D=" << D << " v=" << v << " M=" << M);
+        EXPECT_NEAR(r.m.bubble, (D - 1.0) / (v * M + D - 1), 1e-9);
+      }
+}
+
+TEST(ClosedForms, InterleavedZbBubbleIsBelowInterleaved1f1bs) {
+  for (int P : {2, 4})
+    for (int v : {2, 3})
+      for (int M : {P, 2 * P, 4 * P}) {
+        const double zb = run(gen("interleaved-zb", P, M, 1, v), uniform(1, 2)).m.bubble;
+        const double base = run(gen("interleaved-1f1b", P, M, 1, v), uniform(1, 2)).m.bubble;
+        EXPECT_LE(zb, base + 1e-12) << "P=" << P << " v=" << v << " M=" << M;
+      }
+}
+
+TEST(ClosedForms, PaciVHasNoSteadyBubbleAndEvensActivationsOut) {
+  for (int P : {2, 3, 4, 6, 8})
+    for (int a : {1, 2, 4, 8}) {
+      const int M = 16, N = 8;
+      const CostModel dev = uniform(1, 2), chunk = per_chunk(dev, 2);
+      SimRun v = run(gen("paci-v", P, M, N, 0, a), chunk);
+      SimRun p = run(gen("paci", P, M, N, 0, a), dev);
+      SCOPED_TRACE(::testing::Message() << "P=" << P << " a=" << a);
+      ASSERT_TRUE(v.m.steady);
+      EXPECT_NEAR(v.m.steady_bubble, 0, kEps);
+      EXPECT_NEAR(v.m.step_time, M * 3.0, kEps);  // every device busy: PACI's ideal
+      EXPECT_LT(v.m.bubble, p.m.bubble);          // shorter fill and drain than PACI's
+      // Activations (a device's share per micro-batch = 1 slot): paci's device d peaks at
+      // P - d, paci-v's at P on every device, so its largest equals paci's, not more.
+      for (int d = 0; d < P; ++d) {
+        EXPECT_NEAR(v.m.devices[d].peak_dynamic, P, kEps) << "device " << d;
+        EXPECT_NEAR(p.m.devices[d].peak_dynamic, P - d, kEps) << "device " << d;
+      }
+      // The simulator's recorded versions give the drift the IR declares.
+      for (int st = 0; st < 2 * P; ++st)
+        EXPECT_EQ(v.m.stages[st].max_drift, (paci_v_cap(P, st) - 1 + a - 1) / a) << "stage " << st;
+    }
 }
 
 }  // namespace

@@ -196,7 +196,7 @@ TEST(GptModel, MemoryLimitAndExplicitPartition) {
 }
 
 TEST(GptModel, BadModelsAndDevicesAreClearErrors) {
-  EXPECT_NE(error_of([] { parse_gpt_model("gpt5"); }).find("--model: unknown model preset 'gpt5' (allowed: tiny, gpt2-124m"),
+  EXPECT_NE(error_of([] { parse_gpt_model("gpt5"); }).find("--model: unknown model preset 'gpt5' (allowed: tiny, bytes, gpt2-124m"),
             std::string::npos);
   EXPECT_NE(error_of([] { parse_device("tpu"); }).find("--device: unknown device 'tpu' (allowed: h100, h200"),
             std::string::npos);
