@@ -24,7 +24,7 @@ struct Partial {
 const std::vector<std::string>& stage_fields() {
   static const std::vector<std::string> f = {
       "f", "b", "i", "w", "opt", "fb", "activation_bytes", "freed_by_i", "weight_bytes",
-      "grad_bytes", "optimizer_bytes", "workspace_bytes", "send_bytes", "grad_send_bytes"};
+      "grad_bytes", "optimizer_bytes", "workspace_bytes", "copy", "send_bytes", "grad_send_bytes"};
   return f;
 }
 
@@ -52,6 +52,7 @@ StageCost resolve(const Partial& p, const StageCost& base, bool base_split_given
   if (auto x = get("grad_bytes")) c.grad_bytes = *x;
   if (auto x = get("optimizer_bytes")) c.optimizer_bytes = *x;
   if (auto x = get("workspace_bytes")) c.workspace_bytes = *x;
+  if (auto x = get("copy")) c.copy = *x;
   if (auto x = get("send_bytes")) c.send_bytes = *x;
   if (auto x = get("grad_send_bytes")) c.grad_send_bytes = *x;
   auto b = get("b"), i = get("i"), w = get("w");
@@ -86,7 +87,7 @@ void check_stage(const StageCost& c, const std::string& where) {
       {"f", c.f}, {"b", c.b}, {"i", c.i}, {"w", c.w}, {"opt", c.opt},
       {"activation_bytes", c.activation_bytes}, {"weight_bytes", c.weight_bytes},
       {"grad_bytes", c.grad_bytes}, {"optimizer_bytes", c.optimizer_bytes},
-      {"workspace_bytes", c.workspace_bytes}, {"send_bytes", c.send_bytes}, {"grad_send_bytes", c.grad_send_bytes}};
+      {"workspace_bytes", c.workspace_bytes}, {"copy", c.copy}, {"send_bytes", c.send_bytes}, {"grad_send_bytes", c.grad_send_bytes}};
   for (const auto& [name, v] : fields)
     if (!(v >= 0) || !std::isfinite(v))
       throw CostError(fmt::format("{}.{}: must be a finite number >= 0 (got {})", where, name, v));
@@ -131,7 +132,7 @@ CostModel per_chunk(const CostModel& c, int v) {
   CostModel out = c;
   StageCost& s = out.stages[0];
   for (double* x : {&s.f, &s.b, &s.i, &s.w, &s.opt, &s.activation_bytes, &s.weight_bytes, &s.grad_bytes,
-                    &s.optimizer_bytes, &s.workspace_bytes})
+                    &s.optimizer_bytes, &s.workspace_bytes, &s.copy})
     *x /= v;
   if (s.fb >= 0) s.fb /= v;
   out.description += fmt::format(" (per device; 1/{} per chunk)", v);
@@ -211,7 +212,7 @@ CostModel cost_from_json_checked(std::string_view text, const std::string& sourc
   static const std::vector<std::string> top = {
       "format", "version", "latency", "bandwidth", "samples_per_microbatch",
       "tokens_per_microbatch", "device_memory", "memory_unit", "description", "default", "stages",
-      "contention"};
+      "contention", "preallocated_activations"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (std::find(top.begin(), top.end(), it.key()) == top.end())
       throw CostError(fmt::format("{}: unknown field '{}' (allowed: {})", source, excerpt(it.key()), join(top)));
@@ -246,6 +247,11 @@ CostModel cost_from_json_checked(std::string_view text, const std::string& sourc
   c.samples_per_microbatch = number(j, "samples_per_microbatch", "samples_per_microbatch", 1);
   c.tokens_per_microbatch = number(j, "tokens_per_microbatch", "tokens_per_microbatch", 0);
   c.device_memory = number(j, "device_memory", "device_memory", 0);
+  if (j.contains("preallocated_activations")) {
+    if (!j["preallocated_activations"].is_boolean())
+      throw CostError(source + ": preallocated_activations: must be true or false");
+    c.preallocated_activations = j["preallocated_activations"].get<bool>();
+  }
   if (j.contains("contention")) {
     const json& k = j["contention"];
     if (!k.is_object()) throw CostError(source + ": contention: must be an object {\"F\": ..., \"B\": ...}");
@@ -333,6 +339,7 @@ std::string cost_to_json(const CostModel& c) {
             {"tokens_per_microbatch", c.tokens_per_microbatch},
             {"device_memory", c.device_memory},
             {"contention", json::object()},
+            {"preallocated_activations", c.preallocated_activations},
             {"memory_unit", c.memory_unit}};
   for (int k = 0; k < 6; ++k) j["contention"][kContentionKinds[k]] = c.contention[k];
   json st = json::array();
@@ -340,7 +347,7 @@ std::string cost_to_json(const CostModel& c) {
     st.push_back({{"f", s.f}, {"b", s.b}, {"i", s.i}, {"w", s.w}, {"opt", s.opt},
                   {"activation_bytes", s.activation_bytes}, {"freed_by_i", s.freed_by_i},
                   {"weight_bytes", s.weight_bytes}, {"grad_bytes", s.grad_bytes},
-                  {"optimizer_bytes", s.optimizer_bytes}, {"workspace_bytes", s.workspace_bytes},
+                  {"optimizer_bytes", s.optimizer_bytes}, {"workspace_bytes", s.workspace_bytes}, {"copy", s.copy},
                   {"send_bytes", s.send_bytes},
                   {"grad_send_bytes", s.grad_send_bytes}});
     if (s.fb >= 0) st.back()["fb"] = s.fb;

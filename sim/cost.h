@@ -38,6 +38,9 @@ struct StageCost {
   // Held for the whole run.
   double weight_bytes = 0, grad_bytes = 0, optimizer_bytes = 0;
   double workspace_bytes = 0;  // scratch and message buffers (what an executor allocates besides)
+  // Seconds to copy this stage's weights once: under the stash and double-buffer policies
+  // each update makes a copy (a version to keep), which the simulator adds to the OPT.
+  double copy = 0;
   // Per micro-batch: F's output sent to the next stage, the input gradient sent back.
   double send_bytes = 0, grad_send_bytes = 0;
 };
@@ -59,6 +62,11 @@ struct CostModel {
   // times its cost. All 0 (off) where devices do not share hardware, e.g. the analytic
   // models of separate GPUs; `paci calibrate` measures it on runs of its own.
   std::array<double, 6> contention{};  // indexed by ActionKind; names in kContentionKinds
+  // The executor reserves each stage's activation slots up front (its in-flight peak; one
+  // under recompute) instead of allocating them as micro-batches come: the simulator then
+  // counts them with the workspace, so a device holding several stages is charged the sum of
+  // their peaks. Set by calibrations of paci's executor.
+  bool preallocated_activations = false;
   bool contended() const {
     for (double x : contention)
       if (x != 0) return true;
@@ -97,7 +105,7 @@ CostModel parse_uniform_cost(std::string_view spec);
 //    "default": {<stage fields>},                     // optional, applies to every stage
 //    "stages": [{<stage fields>}, ...]}               // optional if "default" is given
 // Stage fields: f, b, i, w, opt, fb, activation_bytes, freed_by_i, weight_bytes, grad_bytes,
-// optimizer_bytes, workspace_bytes, send_bytes, grad_send_bytes (numbers >= 0; freed_by_i in [0, 1]).
+// optimizer_bytes, workspace_bytes, copy, send_bytes, grad_send_bytes (numbers >= 0; freed_by_i in [0, 1]).
 CostModel cost_from_json(std::string_view text, const std::string& source);
 CostModel load_cost_file(const std::string& path);
 std::string cost_to_json(const CostModel& c);

@@ -304,10 +304,13 @@ SimResult Engine::run() {
   trace_.tokens_per_microbatch = c_.tokens_per_microbatch;
   trace_.memory_unit = c_.memory_unit;
   trace_.static_memory.assign(D, StaticMemory{});
-  std::vector<int> copies(S, 1);
-  if (s_.policy != WeightPolicy::kCurrent) {
+  std::vector<int> copies(S, 1), slots(S, 0);
+  if (s_.policy != WeightPolicy::kCurrent || c_.preallocated_activations) {
     Analysis an = analyze(s_, index_);
-    for (int st = 0; st < S; ++st) copies[st] = an.stages[st].weight_copies;
+    for (int st = 0; st < S; ++st) {
+      copies[st] = an.stages[st].weight_copies;
+      slots[st] = recomputes_forward(s_.policy) ? 1 : std::max(1, an.stages[st].inflight_peak);
+    }
   }
   act_.resize(S);
   work_.assign(S, 0);
@@ -327,6 +330,11 @@ SimResult Engine::run() {
       // stage re-reads its tokens); its B reruns the forward and holds the whole activations.
       act_[st] = st > 0 ? c_.stage(st - 1).send_bytes : 0;
       work_[st] = c.activation_bytes;
+    }
+    if (c_.preallocated_activations) {  // the slots are held for the whole run
+      m.workspace += slots[st] * c.activation_bytes;
+      if (recomputes_forward(s_.policy)) work_[st] = 0;
+      else act_[st] = 0;
     }
   }
 
@@ -358,6 +366,7 @@ SimResult Engine::run() {
         opt_ids_[a.stage].push_back(id);
       }
       nd.dur = plain ? c_.duration(a) : action_duration(c_, o_, a, idx);
+      if (a.kind == ActionKind::OPT && keeps_old_versions(s_.policy)) nd.dur += c_.stage(a.stage).copy;
       if (a.kind == ActionKind::B && recomputes_forward(s_.policy)) {  // the forward again, first
         const Action f = Fwd(a.stage, a.mb);
         nd.dur += plain ? c_.duration(f) : action_duration(c_, o_, f, idx);

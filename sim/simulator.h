@@ -21,6 +21,9 @@
 // (or freed_by_i of them when I ends and the rest when W ends). Under recompute a stage
 // keeps only its input (the previous stage's send_bytes) from F to B, and a B, which runs
 // the forward again (its duration is f + b), holds the whole activation_bytes while it runs.
+// With CostModel::preallocated_activations (paci's executor, as calibrated) each stage's
+// slots are held for the whole run instead (counted with the workspace). Under the stash and
+// double-buffer policies an OPT also takes its stage's `copy` (the version kept).
 //
 // Weight versions are counted, not assumed: an action records the number of OPTs of its
 // stage that finished before it started (the policy picks the forward's version for a

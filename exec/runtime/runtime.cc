@@ -54,6 +54,7 @@ struct PipelineRuntime::Impl {
     // recompute: the stage input of each in-flight mb (not on the first stage), and spares.
     std::unordered_map<int, float*> kept_input;
     std::vector<float*> spare_inputs;
+    std::vector<float*> spare_copies;     // weight copies no longer needed, reused (no allocation per update)
     float *x_in = nullptr, *x_out = nullptr, *dx_out = nullptr, *dx_in = nullptr;
     float* tied_tmp = nullptr;
     Backend* be = nullptr;                // this stage's backend
@@ -204,6 +205,7 @@ struct PipelineRuntime::Impl {
       for (auto& [v, c] : g.stash) g.be->free(c);
       for (auto& [mb, p] : g.kept_input) g.be->free(p);
       for (float* p : g.spare_inputs) g.be->free(p);
+      for (float* p : g.spare_copies) g.be->free(p);
     }
   }
 
@@ -263,7 +265,12 @@ struct PipelineRuntime::Impl {
   void keep_current_version(Stage& g) {
     float*& c = g.stash[g.version];
     if (!c) {
-      c = static_cast<float*>(g.be->alloc(g.model->param_bytes()));
+      if (g.spare_copies.empty()) {
+        c = static_cast<float*>(g.be->alloc(g.model->param_bytes()));
+      } else {
+        c = g.spare_copies.back();
+        g.spare_copies.pop_back();
+      }
       g.be->copy(c, g.model->params(), g.model->param_bytes());
     }
     g.mem.peak_stashed_copies = std::max<int>(g.mem.peak_stashed_copies, g.stash.size());
@@ -279,7 +286,7 @@ struct PipelineRuntime::Impl {
       if (needed) {
         ++it;
       } else {
-        g.be->free(it->second);
+        g.spare_copies.push_back(it->second);
         it = g.stash.erase(it);
       }
     }

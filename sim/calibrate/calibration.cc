@@ -253,6 +253,7 @@ Calibration rescale_calibration(const Calibration& c, const GptConfig& to, int B
 CostModel cost_for_partition(const Calibration& c, const std::vector<StageComposition>& stages) {
   CostModel m;
   m.contention = c.contention;
+  m.preallocated_activations = true;  // paci's executor reserves its slots up front
   m.description = fmt::format("calibrated ({})", c.source);
   m.latency = c.latency;
   m.bandwidth = c.bandwidth;
@@ -285,6 +286,7 @@ CostModel cost_for_partition(const Calibration& c, const std::vector<StageCompos
     sc.workspace_bytes = sum(&PieceCost::workspace_bytes);
     sc.freed_by_i = 0;
     sc.weight_bytes = params * c.bytes_per_param;
+    sc.copy = c.bandwidth > 0 ? sc.weight_bytes / c.bandwidth : 0;  // a memcpy on this machine
     sc.grad_bytes = params * c.bytes_per_param;
     sc.optimizer_bytes = 2 * params * c.bytes_per_param;
     sc.send_bytes = s.head ? 0 : c.boundary_bytes;
