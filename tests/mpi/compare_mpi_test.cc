@@ -15,11 +15,7 @@ namespace {
 
 using Outcome = paci::testing::CliResult;
 
-Outcome sh(const std::string& cmd) {
-  Outcome r = paci::testing::run_shell(cmd);
-  r.out += r.err;
-  return r;
-}
+Outcome sh(const std::string& cmd) { return paci::testing::run_shell_merged(cmd); }
 
 TEST(CompareMpi, RankZeroReportsTheWholeRun) {
   const std::string paci = paci::testing::paci_binary(), dir = ::testing::TempDir();
@@ -30,8 +26,7 @@ TEST(CompareMpi, RankZeroReportsTheWholeRun) {
                                        "--calibration {}/cal.json", model, dir);
   Outcome threads = sh(fmt::format("{} {} --json {}/t.json", paci, args, dir));
   ASSERT_EQ(threads.code, 0) << threads.out;
-  Outcome ranks = sh(fmt::format("timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 {} {} --json {}/m.json",
-                                 paci, args, dir));
+  Outcome ranks = sh(fmt::format("{} {} --json {}/m.json", paci::testing::mpirun_paci(2), args, dir));
   ASSERT_EQ(ranks.code, 0) << ranks.out;
   EXPECT_NE(ranks.out.find("one process per rank (2)"), std::string::npos) << ranks.out;
   const nlohmann::json t = nlohmann::json::parse(paci::testing::slurp(dir + "/t.json"));
@@ -44,8 +39,8 @@ TEST(CompareMpi, RankZeroReportsTheWholeRun) {
   }
   EXPECT_EQ(t["stage_drift"], m["stage_drift"]);
   // Without a calibration, ranks would each calibrate: refused with one line.
-  Outcome bad = sh(fmt::format("timeout 60 mpirun --allow-run-as-root --oversubscribe -np 2 {} compare --schedule "
-                               "1f1b --stages 2 --microbatches 4 {}", paci, model));
+  Outcome bad = sh(fmt::format("{} compare --schedule 1f1b --stages 2 --microbatches 4 {}",
+                               paci::testing::mpirun_paci(2), model));
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.out.find("under mpirun, give --calibration"), std::string::npos) << bad.out;
 }

@@ -31,11 +31,7 @@ using Outcome = paci::testing::CliResult;
 std::string paci() { return paci::testing::paci_binary(); }
 
 // Runs a shell command line; `out` holds stdout and stderr.
-Outcome sh(const std::string& cmd) {
-  Outcome r = paci::testing::run_shell(cmd);
-  r.out += r.err;
-  return r;
-}
+Outcome sh(const std::string& cmd) { return paci::testing::run_shell_merged(cmd); }
 
 // A small model on synthetic data: a run takes well under a second.
 std::string train_args(const std::string& schedule, int P, const std::string& dir, const std::string& extra = "") {
@@ -44,15 +40,9 @@ std::string train_args(const std::string& schedule, int P, const std::string& di
                      schedule, P, dir, extra);
 }
 
-std::string mpirun(int np) {
-  return fmt::format("timeout 120 mpirun --allow-run-as-root --oversubscribe -np {} {}", np, paci());
-}
+std::string mpirun(int np) { return paci::testing::mpirun_paci(np); }
 
-std::string tmp(const std::string& name) {
-  std::string d = ::testing::TempDir() + "/" + name;
-  fs::remove_all(d);
-  return d;
-}
+std::string tmp(const std::string& name) { return paci::testing::fresh_path(name); }
 
 void expect_same_checkpoint(const std::string& a, const std::string& b, int stages, const std::string& what) {
   for (int s = 0; s < stages; ++s) {

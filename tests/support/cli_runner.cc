@@ -34,6 +34,16 @@ CliResult run_paci(const std::string& args, const std::string& prefix) {
   return run_shell(fmt::format("{} {} {}", prefix, paci_binary(), args));
 }
 
+CliResult run_shell_merged(const std::string& cmdline) {
+  CliResult r = run_shell(cmdline);
+  r.out += r.err;
+  return r;
+}
+
+std::string mpirun_paci(int np) {
+  return fmt::format("timeout 120 mpirun --allow-run-as-root --oversubscribe -np {} {}", np, paci_binary());
+}
+
 CliResult run_shell(const std::string& cmdline) {
   const std::string out = ::testing::TempDir() + "/paci.out", err = ::testing::TempDir() + "/paci.err";
   auto t0 = std::chrono::steady_clock::now();

@@ -23,6 +23,11 @@ struct CliResult {
 
 // Runs a shell command line.
 CliResult run_shell(const std::string& cmdline);
+// Runs a shell command line; `out` holds its stdout followed by its stderr.
+CliResult run_shell_merged(const std::string& cmdline);
+// "timeout 120 mpirun --allow-run-as-root --oversubscribe -np N <paci>": the start of a command
+// line running paci as N ranks on this machine.
+std::string mpirun_paci(int np);
 // Runs `prefix paci args` through the shell (prefix: e.g. "mpirun -np 2").
 CliResult run_paci(const std::string& args, const std::string& prefix = "");
 

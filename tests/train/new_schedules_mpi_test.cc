@@ -25,11 +25,7 @@ using Outcome = paci::testing::CliResult;
 
 std::string paci() { return paci::testing::paci_binary(); }
 
-Outcome sh(const std::string& cmd) {
-  Outcome r = paci::testing::run_shell(cmd);
-  r.out += r.err;
-  return r;
-}
+Outcome sh(const std::string& cmd) { return paci::testing::run_shell_merged(cmd); }
 
 // A small model on synthetic data, 8 steps of 4 micro-batches: well under a second a run.
 std::string train_args(const std::string& schedule, int P, const std::string& dir, const std::string& extra) {
@@ -38,11 +34,7 @@ std::string train_args(const std::string& schedule, int P, const std::string& di
                      schedule, P, dir, dir, extra);
 }
 
-std::string tmp(const std::string& name) {
-  std::string d = ::testing::TempDir() + "/" + name;
-  fs::remove_all(d);
-  return d;
-}
+std::string tmp(const std::string& name) { return paci::testing::fresh_path(name); }
 
 // The "loss" fields of a metrics file as written (all digits of the double: a text compare
 // is a bitwise compare).
@@ -79,7 +71,7 @@ TEST(NewSchedulesMpi, TwoRanksGiveTheThreadedBitsAndSynchronousOnesOneStagesLoss
     const std::string thr = tmp(std::string("thr-") + c.name), mpi = tmp(std::string("mpi-") + c.name);
     Outcome a = sh(fmt::format("{} {}", paci(), train_args(c.name, 2, thr, c.extra)));
     ASSERT_EQ(a.code, 0) << a.out;
-    Outcome b = sh(fmt::format("timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 {} {}", paci(),
+    Outcome b = sh(fmt::format("{} {}", paci::testing::mpirun_paci(2),
                                train_args(c.name, 2, mpi, fmt::format("{} --trace {}.trace.json", c.extra, mpi))));
     ASSERT_EQ(b.code, 0) << b.out;
     EXPECT_THAT(b.out, HasSubstr("(2 MPI ranks)"));
