@@ -159,8 +159,8 @@ void run_plan_command(const PlanFlags& f) {
     } catch (const CostError& e) {
       throw UsageError(e.what());
     }
-    if (f.precision != "bf16" && f.precision != "fp32")
-      throw UsageError(fmt::format("--precision {}: must be bf16 or fp32", excerpt(f.precision)));
+    if (f.precision != "bf16" && f.precision != "autocast" && f.precision != "fp32")
+      throw UsageError(fmt::format("--precision {}: must be bf16, autocast or fp32", excerpt(f.precision)));
     base.precision = f.precision;
     sp.memory_limit = f.memory_limit >= 0 ? f.memory_limit * (1ull << 30) : base.device.memory;
     cost = [base](int stages, int micro_batch, const PartitionLimits& limits) {
@@ -241,7 +241,7 @@ void add_plan_command(CLI::App& app) {
                                        "custom:layers=..,d=..,heads=..,seq=..,vocab=..")->capture_default_str();
   cmd->add_option("--device", f->device, "h100, h200 or custom:flops=..,membw=..,linkbw=..,mem=..")
       ->capture_default_str();
-  cmd->add_option("--precision", f->precision, "bf16 (fp32 master) or fp32")->capture_default_str();
+  cmd->add_option("--precision", f->precision, "bf16 (a bf16 copy + fp32 master), autocast (fp32 master; bf16 casts per micro-batch) or fp32")->capture_default_str();
   cmd->add_option("--calibration", f->calibration,
                   "Cost pieces from `paci calibrate` instead of --model/--device (micro-batch size fixed by it)");
   cmd->add_option("-P,--stages", f->stages, "Pipeline depths: N, A,B,C, A:B (doubling) or A:B:STEP")

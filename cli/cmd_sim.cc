@@ -518,7 +518,7 @@ void add_sim_command(CLI::App& app) {
   cmd->add_option("--device", f->device, "Device of --model: h100, h200, custom:flops=..,membw=..,linkbw=..,mem=..")
       ->capture_default_str();
   cmd->add_option("--mb-size", f->mb_size, "Sequences per micro-batch (--model)")->capture_default_str();
-  cmd->add_option("--precision", f->precision, "bf16 (fp32 master) or fp32 (--model)")->capture_default_str();
+  cmd->add_option("--precision", f->precision, "bf16 (a bf16 copy + fp32 master), autocast (fp32 master; bf16 casts per micro-batch) or fp32 (--model)")->capture_default_str();
   cmd->add_option("--link-bw", f->link_bw, "Link bandwidth per direction in GB/s (--model; default: device's)");
   cmd->add_option("--link-latency", f->link_latency, "Link latency per transfer in microseconds (--model)");
   cmd->add_option("--efficiency", f->efficiency, "Achievable share of peak FLOP/s for GEMMs (--model; default 0.7)");

@@ -24,7 +24,7 @@ struct Partial {
 const std::vector<std::string>& stage_fields() {
   static const std::vector<std::string> f = {
       "f", "b", "i", "w", "opt", "fb", "activation_bytes", "freed_by_i", "weight_bytes",
-      "grad_bytes", "optimizer_bytes", "workspace_bytes", "copy", "send_bytes", "grad_send_bytes"};
+      "grad_bytes", "optimizer_bytes", "workspace_bytes", "copy", "send_bytes", "grad_send_bytes", "version_bytes"};
   return f;
 }
 
@@ -55,6 +55,7 @@ StageCost resolve(const Partial& p, const StageCost& base, bool base_split_given
   if (auto x = get("copy")) c.copy = *x;
   if (auto x = get("send_bytes")) c.send_bytes = *x;
   if (auto x = get("grad_send_bytes")) c.grad_send_bytes = *x;
+  if (auto x = get("version_bytes")) c.version_bytes = *x;
   auto b = get("b"), i = get("i"), w = get("w");
   if (b || i || w) {
     if (b && i && w) {
@@ -93,6 +94,8 @@ void check_stage(const StageCost& c, const std::string& where) {
       throw CostError(fmt::format("{}.{}: must be a finite number >= 0 (got {})", where, name, v));
   if (c.fb != kFbNotGiven && (!(c.fb >= 0) || !std::isfinite(c.fb)))
     throw CostError(fmt::format("{}.fb: must be a finite number >= 0 (got {})", where, c.fb));
+  if (c.version_bytes != kWholeCopy && (!(c.version_bytes >= 0) || !std::isfinite(c.version_bytes)))
+    throw CostError(fmt::format("{}.version_bytes: must be a finite number >= 0 (got {})", where, c.version_bytes));
   if (!(c.freed_by_i >= 0 && c.freed_by_i <= 1))
     throw CostError(fmt::format("{}.freed_by_i: must be in [0, 1] (got {})", where, c.freed_by_i));
 }
@@ -127,6 +130,17 @@ void CostModel::check(int n) const {
     throw CostError(fmt::format("{}: samples_per_microbatch must be > 0 (got {})", src, samples_per_microbatch));
 }
 
+double extra_copy_bytes(const StageCost& c, WeightPolicy policy) {
+  switch (policy) {
+    case WeightPolicy::kStash:
+    case WeightPolicy::kDoubleBuffer: return c.weight_bytes;
+    case WeightPolicy::kForward: return c.version_bytes == kWholeCopy ? c.weight_bytes : c.version_bytes;
+    case WeightPolicy::kCurrent:
+    case WeightPolicy::kRecompute: return 0;
+  }
+  return 0;
+}
+
 CostModel per_chunk(const CostModel& c, int v) {
   if (v <= 1 || c.stages.size() != 1) return c;
   CostModel out = c;
@@ -135,6 +149,7 @@ CostModel per_chunk(const CostModel& c, int v) {
                     &s.optimizer_bytes, &s.workspace_bytes, &s.copy})
     *x /= v;
   if (s.fb >= 0) s.fb /= v;
+  if (s.version_bytes >= 0) s.version_bytes /= v;
   out.description += fmt::format(" (per device; 1/{} per chunk)", v);
   return out;
 }
@@ -351,6 +366,7 @@ std::string cost_to_json(const CostModel& c) {
                   {"send_bytes", s.send_bytes},
                   {"grad_send_bytes", s.grad_send_bytes}});
     if (s.fb >= 0) st.back()["fb"] = s.fb;
+    if (s.version_bytes >= 0) st.back()["version_bytes"] = s.version_bytes;
   }
   j["stages"] = st;
   return j.dump(2) + "\n";

@@ -22,6 +22,8 @@ class CostError : public std::invalid_argument {
 
 // StageCost::fb when a cost model does not give it.
 constexpr double kFbNotGiven = -1;
+// StageCost::version_bytes when a cost model does not give it: a whole weight copy.
+constexpr double kWholeCopy = -1;
 
 struct StageCost {
   // Seconds of compute. b is a whole backward; a split backward runs i (input gradient)
@@ -43,7 +45,18 @@ struct StageCost {
   double copy = 0;
   // Per micro-batch: F's output sent to the next stage, the input gradient sent back.
   double send_bytes = 0, grad_send_bytes = 0;
+  // Bytes of one more weight version held under the `forward` backward semantics (the matmul
+  // operands of an older version, which the input gradients use). kWholeCopy: weight_bytes,
+  // as fp32 executors keep a whole copy; mixed bf16 with a persistent bf16 copy: that copy
+  // (2 bytes per matmul parameter); bf16 autocast: 0, because every micro-batch in flight
+  // keeps the casts its forward made under every schedule (they are in activation_bytes).
+  double version_bytes = kWholeCopy;
 };
+
+// Bytes each weight copy beyond the current one costs under `policy` (analysis.h's
+// weight_copies counts them): a whole copy under stash and double buffer, version_bytes
+// under forward, nothing under current and recompute (they keep one version).
+double extra_copy_bytes(const StageCost& c, WeightPolicy policy);
 
 inline constexpr const char* kContentionKinds[6] = {"F", "B", "I", "W", "OPT", "FB"};
 
@@ -105,7 +118,8 @@ CostModel parse_uniform_cost(std::string_view spec);
 //    "default": {<stage fields>},                     // optional, applies to every stage
 //    "stages": [{<stage fields>}, ...]}               // optional if "default" is given
 // Stage fields: f, b, i, w, opt, fb, activation_bytes, freed_by_i, weight_bytes, grad_bytes,
-// optimizer_bytes, workspace_bytes, copy, send_bytes, grad_send_bytes (numbers >= 0; freed_by_i in [0, 1]).
+// optimizer_bytes, workspace_bytes, copy, send_bytes, grad_send_bytes, version_bytes (numbers >= 0;
+// freed_by_i in [0, 1]; version_bytes absent = a whole copy).
 CostModel cost_from_json(std::string_view text, const std::string& source);
 CostModel load_cost_file(const std::string& path);
 std::string cost_to_json(const CostModel& c);

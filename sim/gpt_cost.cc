@@ -8,7 +8,20 @@
 #include <fmt/format.h>
 
 namespace paci {
+
 namespace {
+
+// Bytes per stored parameter of the weights held for the whole run: fp32; mixed bf16 with a
+// persistent bf16 copy beside the fp32 master (Megatron's layout); bf16 autocast, where only
+// the fp32 master persists and each forward casts the matmul weights it uses (PyTorch).
+double weight_bytes_per_param(const std::string& precision) {
+  return precision == "bf16" ? 2 + 4 : 4;
+}
+
+void check_precision(const std::string& precision) {
+  if (precision != "bf16" && precision != "autocast" && precision != "fp32")
+    throw CostError(fmt::format("--precision: '{}' is not bf16, autocast or fp32", precision));
+}
 
 // KEY=VALUE,... after "custom:"; numbers only.
 std::map<std::string, double> parse_kv(std::string_view text, const std::string& flag,
@@ -103,10 +116,9 @@ std::vector<GptUnitCost> gpt_unit_costs(const GptCostOptions& o) {
   } catch (const std::invalid_argument& e) {
     throw CostError(fmt::format("--model: {}", e.what()));
   }
-  if (o.precision != "bf16" && o.precision != "fp32")
-    throw CostError(fmt::format("--precision: '{}' is not bf16 or fp32", o.precision));
+  check_precision(o.precision);
   if (o.micro_batch < 1) throw CostError(fmt::format("--mb-size must be >= 1 (got {})", o.micro_batch));
-  const bool bf16 = o.precision == "bf16";
+  const bool bf16 = o.precision != "fp32", autocast = o.precision == "autocast";
   const double e = bf16 ? 2 : 4;
   const double flops = (bf16 ? dev.peak_flops : dev.fp32_flops) * dev.efficiency;
   const double membw = dev.memory_bandwidth * 0.8;
@@ -153,7 +165,12 @@ std::vector<GptUnitCost> gpt_unit_costs(const GptCostOptions& o) {
     }
     c.params = static_cast<double>(unit_parameters(g, u));
     c.stored_params = static_cast<double>(unit_parameters(g, u, /*stored=*/true));
-    c.static_bytes = c.stored_params * ((bf16 ? 2 + 4 : 4) + 4 + 8);
+    c.matmul_params = static_cast<double>(unit_matmul_parameters(g, u));
+    if (autocast) {  // each forward's bf16 casts of the matmul weights stay until its I
+      c.activation_bytes += 2 * c.matmul_params;
+      c.freed_by_i += 2 * c.matmul_params;
+    }
+    c.static_bytes = c.stored_params * (weight_bytes_per_param(o.precision) + 4 + 8);
     c.flops = tok * uf.training();
   }
   return out;
@@ -193,7 +210,7 @@ GptCost gpt_cost_model(const GptCostOptions& o) {
     }
   }
   out.layout = format_layout(out.partition);
-  const bool bf16 = o.precision == "bf16";
+  const bool bf16 = o.precision != "fp32";
   const double membw = dev.memory_bandwidth * 0.8;
   const double e = bf16 ? 2 : 4;
   const double tok = static_cast<double>(o.micro_batch) * g.seq_len;
@@ -214,6 +231,7 @@ GptCost gpt_cost_model(const GptCostOptions& o) {
       u.f += x.f, u.i += x.i, u.w += x.w;
       u.activation_bytes += x.activation_bytes, u.freed_by_i += x.freed_by_i;
       u.params += x.params, u.stored_params += x.stored_params, u.flops += x.flops;
+      u.matmul_params += x.matmul_params;
     }
     StageCost sc;
     sc.f = u.f;
@@ -227,7 +245,12 @@ GptCost gpt_cost_model(const GptCostOptions& o) {
     sc.opt = u.stored_params * 30 / membw;
     sc.activation_bytes = u.activation_bytes;
     sc.freed_by_i = u.activation_bytes > 0 ? u.freed_by_i / u.activation_bytes : 0;
-    sc.weight_bytes = u.stored_params * (bf16 ? 2 + 4 : 4);
+    sc.weight_bytes = u.stored_params * weight_bytes_per_param(o.precision);
+    // Under `forward` a version in flight keeps what the input gradients read: a whole fp32
+    // copy; the bf16 copy of the matmul weights; under autocast nothing more than the casts
+    // every micro-batch keeps anyway (counted in its activations, for 1F1B as for PACI).
+    if (o.precision == "bf16") sc.version_bytes = 2 * u.matmul_params;
+    if (o.precision == "autocast") sc.version_bytes = 0;
     sc.grad_bytes = u.stored_params * 4;
     sc.optimizer_bytes = u.stored_params * 8;
     sc.send_bytes = sc.grad_send_bytes = tok * g.channels * e;

@@ -19,8 +19,12 @@
 // the dense peak: 0.7 by default, below the ~790 TFLOP/s (0.8 of peak) a large bf16 GEMM
 // reaches on an H100, because a layer's GEMMs are smaller and attention is not dense GEMM;
 // whole-layer utilisation then lands near the 50-60% MFU llm.c reports.
-// Memory per stage: weights (bf16 copy + fp32 master, or fp32), fp32 gradients, AdamW's two
-// fp32 moments (a tied head holds its own copy of wte on the last stage); activations
+// Memory per stage: weights (bf16 copy + fp32 master; fp32 master alone under autocast, or
+// fp32), fp32 gradients, AdamW's two fp32 moments (a tied head holds its own copy of wte on
+// the last stage); under autocast each micro-batch also keeps the bf16 casts of the matmul
+// weights its forward made, until its I; under `--backward forward` a weight version in
+// flight costs a whole fp32 copy (fp32), the bf16 copy of the matmul weights (bf16), or
+// nothing beyond those casts (autocast: 1F1B holds them too); activations
 // 34 s b h e/2 bytes per block (Korthikanti et al. 2022, flash attention, no recomputation:
 // 13 in the attention half, 21 in the MLP half), of which the inputs of the four linears
 // (4 + 10) stay for W and the rest is freed by I; the head keeps the b s V logits until I.
@@ -72,7 +76,10 @@ struct GptCostOptions {
   DeviceSpec device;
   int stages = 1;          // S stages (devices x virtual stages)
   int micro_batch = 8;     // sequences per micro-batch
-  std::string precision = "bf16";  // bf16 (mixed, fp32 master) or fp32
+  // bf16 (mixed: a bf16 copy beside the fp32 master), autocast (bf16 compute, only the fp32
+  // master persists; each forward's casts of the matmul weights stay until its backward's I,
+  // as under PyTorch autocast) or fp32.
+  std::string precision = "bf16";
   // An explicit partition (e.g. parse_layout(model, "E+3,...,2.5+H")): costed as given; its
   // size must equal `stages`. Empty: min_max_partition over the units' F + B.
   std::vector<StagePartition> partition;
@@ -87,6 +94,7 @@ struct GptUnitCost {
   double activation_bytes = 0, freed_by_i = 0;  // bytes per micro-batch
   double params = 0;         // unit_parameters(cfg, u): a tied head's shared wte not counted
   double stored_params = 0;  // what the stage holds (a tied head's copy of wte counted)
+  double matmul_params = 0;  // what its matmuls read (unit_matmul_parameters)
   double static_bytes = 0;   // stored weights + gradients + optimizer state
   double flops = 0;          // training FLOPs (F + I + W) of the micro-batch
 };

@@ -45,23 +45,6 @@ std::string PlanCandidate::label() const {
   return s;
 }
 
-namespace {
-
-// Schedules whose micro-batches cross updates between forward and backward (where the
-// `forward` semantics differs from `current`).
-bool synchronous(const std::string& name) {
-  return name != "paci" && name != "paci-v" && name != "pipedream-2bw" && name != "pipedream";
-}
-// Schedules with a split backward (I, W): no recompute.
-bool split_backward(const std::string& name) {
-  for (const char* n : {"zb-h1", "zb-1p", "zb-2p", "zb-v", "v-half", "v-min", "interleaved-zb"})
-    if (name == n) return true;
-  return false;
-}
-
-// Exact peak memory per device (max over devices) from program order, as the simulator
-// counts it (see sim/simulator.h): static memory plus the activations of the device's
-// program replayed in order. -1 when the schedule has actions this replay does not model.
 double program_order_peak(const Schedule& s, const Analysis& an, const CostModel& c) {
   const int S = s.stages();
   std::vector<double> act(S), work(S, 0), fi(S);
@@ -70,7 +53,8 @@ double program_order_peak(const Schedule& s, const Analysis& an, const CostModel
     const StageCost& sc = c.stage(st);
     const int copies = s.policy == WeightPolicy::kCurrent ? 1 : an.stages[st].weight_copies;
     static_mem[s.stage_device[st]] +=
-        sc.weight_bytes + sc.grad_bytes + sc.optimizer_bytes + sc.workspace_bytes + (copies - 1) * sc.weight_bytes;
+        sc.weight_bytes + sc.grad_bytes + sc.optimizer_bytes + sc.workspace_bytes +
+        (copies - 1) * extra_copy_bytes(sc, s.policy);
     act[st] = sc.activation_bytes;
     fi[st] = sc.freed_by_i;
     if (recomputes_forward(s.policy)) {
@@ -99,6 +83,21 @@ double program_order_peak(const Schedule& s, const Analysis& an, const CostModel
   }
   return peak;
 }
+
+namespace {
+
+// Schedules whose micro-batches cross updates between forward and backward (where the
+// `forward` semantics differs from `current`).
+bool synchronous(const std::string& name) {
+  return name != "paci" && name != "paci-v" && name != "pipedream-2bw" && name != "pipedream";
+}
+// Schedules with a split backward (I, W): no recompute.
+bool split_backward(const std::string& name) {
+  for (const char* n : {"zb-h1", "zb-1p", "zb-2p", "zb-v", "v-half", "v-min", "interleaved-zb"})
+    if (name == n) return true;
+  return false;
+}
+
 
 // Lower bound of the steady step time (see plan.h): least over devices of a x (B, or W) +
 // OPT of the device's first stage. Where that stage has no drift and no gradient delay (a

@@ -35,6 +35,13 @@ namespace paci {
 
 std::vector<std::string> default_plan_schedules();
 
+struct Analysis;
+// Exact peak memory per device (max over devices) from program order, as the simulator
+// counts it (see sim/simulator.h): static memory plus the activations of the device's
+// program replayed in order (the bound above). -1 when the schedule has actions this replay
+// does not model (FB).
+double program_order_peak(const Schedule& s, const Analysis& an, const CostModel& c);
+
 struct PlanSpace {
   // Generator names; default: every schedule of the library with a global batch per update
   // (all but pipedream, which updates per micro-batch), default_plan_schedules().

@@ -322,7 +322,7 @@ SimResult Engine::run() {
     m.grads += c.grad_bytes;
     m.optimizer += c.optimizer_bytes;
     m.workspace += c.workspace_bytes;
-    m.stashed += (copies[st] - 1) * c.weight_bytes;
+    m.stashed += (copies[st] - 1) * extra_copy_bytes(c, s_.policy);
     act_[st] = c.activation_bytes;
     freed_by_i_[st] = c.freed_by_i;
     if (recomputes_forward(s_.policy)) {

@@ -203,6 +203,17 @@ int64_t unit_parameters(const GptConfig& cfg, int unit, bool stored) {
   return 0;
 }
 
+int64_t unit_matmul_parameters(const GptConfig& cfg, int unit) {
+  const int64_t V = cfg.vocab_size, C = cfg.channels;
+  switch (unit_kind(cfg, unit)) {
+    case UnitKind::kEmbedding: return 0;
+    case UnitKind::kAttention: return (3 * C * C + 3 * C) + (C * C + C);
+    case UnitKind::kMlp: return (4 * C * C + 4 * C) + (4 * C * C + C);
+    case UnitKind::kHead: return V * C;
+  }
+  return 0;
+}
+
 std::string describe(const GptConfig& cfg) {
   return "L" + std::to_string(cfg.layers) + " C" + std::to_string(cfg.channels) + " H" +
          std::to_string(cfg.heads) + " T" + std::to_string(cfg.seq_len) + " V" +

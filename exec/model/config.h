@@ -90,6 +90,10 @@ UnitFlops unit_flops(const GptConfig& cfg, int unit, int seq_len = 0);
 // executor's last stage holds its own copy of wte as lm_head, which costs memory). Summed over
 // all units (stored = false) this is num_parameters(cfg).
 int64_t unit_parameters(const GptConfig& cfg, int unit, bool stored = false);
+// Parameters one unit's matmuls read (weights and biases of its linear layers; the head's V·C
+// whether tied or not): attention half 4C² + 4C; MLP half 8C² + 5C; head V·C; embedding 0
+// (a lookup). What a bf16 autocast forward casts.
+int64_t unit_matmul_parameters(const GptConfig& cfg, int unit);
 
 // One-line summary, e.g. "L12 C768 H12 T1024 V50257 tied".
 std::string describe(const GptConfig& cfg);
