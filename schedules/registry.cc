@@ -21,7 +21,7 @@ const std::vector<ScheduleInfo>& schedule_catalog() {
       {"dualpipev", "DeepSeek DualPipeV: V placement, overlapped F&B actions; bubble (P-1)(FB+B-3W) a step, M >= 2P"},
       {"interleaved-zb", "interleaved 1F1B with split backward (PyTorch ScheduleInterleavedZeroBubble)", true},
       {"looped-bfs", "looped breadth-first: v stages per device, all F then all B; GPipe with v chunks", true},
-      {"paci-v", "PACI on the V placement: no flush, local OPT every a backwards, activations evened out", false, true},
+      {"paci-v", "PACI on the V placement: no flush, local OPT every a backwards, fewer activations per device than paci", false, true},
       {"pipedream", "async 1F1B, update every micro-batch, weight stashing (P-s versions)"},
       {"pipedream-2bw", "async 1F1B, 2 weight buffers, gradients over M micro-batches, delay 1"},
   };

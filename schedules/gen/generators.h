@@ -39,6 +39,14 @@ int v_min_cap(int D);
 int interleaved_zb_cap(int D, int M, int v);
 int paci_v_cap(int D, int stage);
 
+// paci-v's periodic steady state (paci_v.cc): in units of F = 1, B = 2, micro-batch m's F and
+// B of stage s start at f[s] + 6m and b[s] + 6m; cap[s] micro-batches are in flight on s;
+// device_peak[d] stage activations on device d at most.
+struct PaciVPattern {
+  std::vector<int> f, b, cap, device_peak;
+};
+PaciVPattern paci_v_pattern(int D);
+
 // The V placement on D devices: 2D stages, device d holds stages d and 2D-1-d, so the
 // first and the last stage share device 0 and the turn (stages D-1, D) is on device D-1.
 std::vector<int> v_placement(int D);

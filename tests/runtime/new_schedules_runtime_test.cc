@@ -117,7 +117,9 @@ TEST(NewSchedulesP2pOrder, LoopedPlacementsKeepEachPairInOrderVPlacementsDoNot) 
   for (const char* name : {"zb-v", "v-half", "v-min", "dualpipev", "paci-v"}) {
     auto why = p2p_order_mismatch(make_schedule(name, {4, 8, 2}));
     ASSERT_TRUE(why) << name;
-    EXPECT_THAT(*why, HasSubstr("device 0 sends to device 1 first the activation 0->1")) << name;
+    EXPECT_THAT(*why, HasSubstr("a transport without tags (NCCL) needs both in the same order")) << name;
+    if (std::string(name) != "paci-v")  // paci-v's first mismatch is on another pair
+      EXPECT_THAT(*why, HasSubstr("device 0 sends to device 1 first the activation 0->1")) << name;
   }
 }
 
