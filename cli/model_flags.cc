@@ -152,7 +152,7 @@ void ScheduleFlags::add_to(CLI::App* cmd, const std::string& schedule_help) {
   auto* sched = cmd->add_option("--schedule", schedule,
                                 schedule_help.empty() ? "Schedule name (see `paci schedules`; zb-1p, zb-2p and "
                                                         "paci-dynamic are built from the analytic model of the "
-                                                        "trained model)"
+                                                        "trained model, paci-v is fitted to it)"
                                                       : schedule_help);
   if (!schedule.empty()) sched->capture_default_str();
   cmd->add_option("--file", file, "A schedule file instead of --schedule: CSV (PyTorch action strings) or JSON "

@@ -46,9 +46,8 @@ void require_positive(const char* flag, int value) {
   if (value < 1) throw ParamError(flag, fmt::format("{} must be >= 1 (got {})", flag, value));
 }
 
-}  // namespace
-
-Schedule make_schedule(std::string_view name, const ScheduleParams& p) {
+// The checks every generator's parameters pass (make_schedule's first part).
+const ScheduleInfo& check_params(std::string_view name, const ScheduleParams& p) {
   const ScheduleInfo* info = find_schedule(name);
   if (!info)
     throw ParamError("--schedule",
@@ -74,16 +73,33 @@ Schedule make_schedule(std::string_view name, const ScheduleParams& p) {
     throw ParamError("--accum", fmt::format("--accum applies only to paci and paci-v (schedule {} steps "
                                             "after every {} micro-batches)",
                                             name, name == "pipedream" ? 1 : p.microbatches));
+  return *info;
+}
+
+// paci's and paci-v's a: it must divide the run's micro-batches.
+int accum_of(const ScheduleParams& p) {
+  const long total = static_cast<long>(p.microbatches) * p.steps;
+  const int a = p.accum.value_or(p.microbatches);
+  if (a < 1 || total % a != 0)
+    throw ParamError("--accum", fmt::format("--accum must be >= 1 and divide --microbatches x "
+                                            "--steps = {} (got {})", total, a));
+  return a;
+}
+
+}  // namespace
+
+Schedule make_paci_v(const ScheduleParams& p, const PaciVCosts& costs) {
+  check_params("paci-v", p);
+  return gen_paci_v(p.stages, p.microbatches, p.steps, accum_of(p), costs);
+}
+
+Schedule make_schedule(std::string_view name, const ScheduleParams& p) {
+  check_params(name, p);
   const int P = p.stages, M = p.microbatches, N = p.steps;
   if (name == "gpipe") return gen_gpipe(P, M, N);
   if (name == "1f1b") return gen_1f1b(P, M, N);
-  if (name == "paci" || name == "paci-v") {
-    int a = p.accum.value_or(M);
-    if (a < 1 || total % a != 0)
-      throw ParamError("--accum", fmt::format("--accum must be >= 1 and divide --microbatches x "
-                                              "--steps = {} (got {})", total, a));
-    return name == "paci" ? gen_paci(P, M, N, a) : gen_paci_v(P, M, N, a);
-  }
+  if (name == "paci") return gen_paci(P, M, N, accum_of(p));
+  if (name == "paci-v") return make_paci_v(p, {});
   if (name == "pipedream") return gen_pipedream(P, M, N);
   if (name == "pipedream-2bw") {
     if (M < P - 1)

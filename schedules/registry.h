@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "schedules/gen/generators.h"
 #include "schedules/ir.h"
 
 namespace paci {
@@ -45,5 +46,8 @@ const ScheduleInfo* find_schedule(std::string_view name);
 // Generates a schedule. Throws ParamError for unknown names and invalid parameters.
 // Schedules that need a cost model are not built here (see sim/).
 Schedule make_schedule(std::string_view name, const ScheduleParams& params);
+// paci-v's order built for these per-stage costs (schedules/gen/paci_v.cc) instead of equal
+// stages with B = 2F; the same parameter checks as make_schedule.
+Schedule make_paci_v(const ScheduleParams& params, const PaciVCosts& costs);
 
 }  // namespace paci

@@ -23,6 +23,19 @@ ScheduleBuilders simulator_builders(std::function<CostModel(int stages)> cost, d
       check(p);
       return make_zero_bubble(n, p.stages, p.microbatches, p.steps, cost(p.stages), memory_limit);
     };
+  // paci-v's periodic order for the stages' own F and B (the library's assumes equal stages
+  // with B = 2F), and their activations.
+  b["paci-v"] = [=](const std::string&, const ScheduleParams& p) {
+    check(p);
+    const CostModel c = cost(2 * p.stages);
+    PaciVCosts pc;
+    for (int s = 0; s < 2 * p.stages; ++s) {
+      pc.f.push_back(c.duration(Fwd(s, 0)));
+      pc.b.push_back(c.duration(Bwd(s, 0)));
+      pc.act.push_back(c.stage(s).activation_bytes);
+    }
+    return make_paci_v(p, pc);
+  };
   b["paci-dynamic"] = [=](const std::string&, const ScheduleParams& p) {
     check(p);
     const int a = p.accum.value_or(p.microbatches);

@@ -1,7 +1,9 @@
 // The schedules that need a cost model, as builders for schedules/source.h: zb-1p and zb-2p
-// (sim/zero_bubble.h) and paci-dynamic (the order the dynamic PACI policy realises,
-// simulate_paci_policy). `cost(stages)` gives the cost model of a schedule with that many
-// stages: the analytic model, a calibration or a cost file, whatever the command has.
+// (sim/zero_bubble.h), paci-dynamic (the order the dynamic PACI policy realises,
+// simulate_paci_policy), and paci-v built for the stages' own costs (make_paci_v; without a
+// cost model the library's paci-v assumes equal stages with B = 2F). `cost(stages)` gives the
+// cost model of a schedule with that many stages: the analytic model, a calibration or a cost
+// file, whatever the command has.
 #pragma once
 
 #include <functional>

@@ -17,6 +17,11 @@ void append_1f1b(std::vector<Action>& prog, int stage, int P, int first, int cou
 // A schedule skeleton: spec, one stage per device (stage s on device s), empty programs.
 Schedule linear_skeleton(const char* name, int P, int M, int N, int accum, WeightPolicy policy);
 
+// Per stage of the V (2D of them): F and B seconds, and activation bytes per micro-batch
+// (empty: equal). All empty: F = 1, B = 2 and equal activations on every stage.
+struct PaciVCosts {
+  std::vector<double> f, b, act;
+};
 Schedule gen_gpipe(int P, int M, int N);
 Schedule gen_1f1b(int P, int M, int N);
 Schedule gen_paci(int P, int M, int N, int a);
@@ -30,7 +35,7 @@ Schedule gen_v_min(int D, int M, int N);
 Schedule gen_dualpipev(int D, int M, int N);
 Schedule gen_interleaved_zb(int D, int M, int N, int v);
 Schedule gen_looped_bfs(int D, int M, int N, int v);
-Schedule gen_paci_v(int D, int M, int N, int a);
+Schedule gen_paci_v(int D, int M, int N, int a, const PaciVCosts& costs = {});
 
 // Activation caps in stage activations: per device (per stage for paci-v); see each file.
 inline int zb_v_cap(int D) { return 2 * D; }
@@ -39,13 +44,15 @@ int v_min_cap(int D);
 int interleaved_zb_cap(int D, int M, int v);
 int paci_v_cap(int D, int stage);
 
-// paci-v's periodic steady state (paci_v.cc): in units of F = 1, B = 2, micro-batch m's F and
-// B of stage s start at f[s] + 6m and b[s] + 6m; cap[s] micro-batches are in flight on s;
-// device_peak[d] stage activations on device d at most.
+// paci-v's periodic steady state (paci_v.cc): in whole units of time (F = 1, B = 2 without
+// costs), micro-batch m's F and B of stage s start at f[s] + m period and b[s] + m period;
+// cap[s] micro-batches are in flight on s; device_peak[d] stage activations on device d at
+// most.
 struct PaciVPattern {
+  int period = 0;
   std::vector<int> f, b, cap, device_peak;
 };
-PaciVPattern paci_v_pattern(int D);
+PaciVPattern paci_v_pattern(int D, const PaciVCosts& costs = {});
 
 // The V placement on D devices: 2D stages, device d holds stages d and 2D-1-d, so the
 // first and the last stage share device 0 and the turn (stages D-1, D) is on device D-1.

@@ -2,28 +2,36 @@
 // backward, an in-flight cap per stage) on the V placement of zb-v: D devices, S = 2D
 // stages, device d holding stages d and u = 2D-1-d.
 //
-// Order: a periodic steady state. In units where a stage's F takes 1 and its B 2 (PACI's
-// B = 2F), device d runs F(d), F(u), B(u), B(d) of one micro-batch every 6 units with no
-// gap, each at a fixed phase of the period. Given the phases, micro-batch 0's pass runs
-// F(0), F(1), ..., F(2D-1), B(2D-1), ..., B(0), each at the earliest time at or after its
-// predecessor's end that has its phase; micro-batch m runs 6m later. Every device's
-// program is its actions in the order of those times (an OPT right after the a-th
-// backward), so dependencies and program order agree (no deadlock) and, with those costs,
-// no device idles between the fill and the drain (tests/sim/closed_forms_test.cc).
+// Order: a periodic steady state. Every period, device d runs F(d), F(u), B(u), B(d) of one
+// micro-batch each, each at a fixed phase of the period; the period is the largest device's
+// load, so that device never idles. Given the phases, micro-batch 0's pass runs F(0), F(1),
+// ..., F(2D-1), B(2D-1), ..., B(0), each at the earliest time at or after its predecessor's
+// end that has its phase; micro-batch m runs m periods later. Every device's program is its
+// actions in the order of those times (an OPT right after the a-th backward), so
+// dependencies and program order agree (no deadlock) and, with those costs, the fullest
+// device does not idle between the fill and the drain (tests/sim/closed_forms_test.cc).
+// The library's paci-v assumes equal stages with B = 2F (F = 1, B = 2: a period of 6);
+// where a command has a cost model (sim, train, compare, plan) paci-v is built for the
+// stages' own F and B and activations instead (make_paci_v, sim/builders.cc), in whole units
+// of about 1/48 of the period.
 //
-// Phases: a device has 36 tilings of its period (the cyclic order of its other three
-// actions after F(d), times the period's rotation). A first fit places the pass's actions
-// in order, each at the earliest time whose phase leaves the device a tiling; then each
-// device in turn takes the tiling (others fixed) that lowers (the largest device peak, the
-// sum of device peaks, the sum of the stages' L_s below), until none does. For D = 2..6 this reaches the
-// optimum over all periodic gap-free orders with integer phases (an exhaustive search; see
-// tests/schedules/new_schedules_test.cc): 4, 5, 6, 8, 9 stage activations on the fullest
-// device, against PACI's 2D (D full stages = 2D half stages). At D = 2 no such order does
-// better than 4 = PACI's; from D = 3 on, paci-v's largest device holds less than PACI's
-// first device (about 3/4 of it for large D), and the load is even across devices.
+// Phases: an arrangement of a device's period is the cyclic order of its other three actions
+// after F(d), a rotation, and where its idle time (period minus its load) goes: after which
+// of the four (36 arrangements when the device is full). A first fit places the pass's
+// actions in order, each at the earliest time whose phase leaves the device an arrangement;
+// then each device in turn takes the arrangement (others fixed) that lowers (the largest
+// device's peak activation memory, the sum of device peaks, the sum over stages of
+// activations x L_s below), until none does. With equal stages this reaches, for D = 2..6,
+// the optimum over all periodic gap-free orders with integer phases (an exhaustive search;
+// tests/schedules/new_schedules_test.cc checks D = 2..4): 4, 5, 6, 8, 9 stage activations on
+// the fullest device, against PACI's 2D (D full stages = 2D half stages). At D = 2 no such
+// order does better than 4 = PACI's; from D = 3 on, paci-v's fullest device holds less than
+// PACI's first device (about 3/4 of it for large D), and the load is even across devices.
 //
-// In-flight cap: stage s keeps a micro-batch from its F to the end of its B, L_s units, so
-// cap_s = ceil(L_s / 6) are in flight at once (at most the run's M x N).
+// In-flight cap: stage s keeps a micro-batch from its F to the end of its B, L_s, so
+// cap_s = ceil(L_s / period) are in flight at once (at most the run's M x N). Stage 0 waits
+// for the whole V (2D stages) before its backward, so its cap, about 1.4 D, is more than
+// PACI's D, and so is its drift bound.
 //
 // Drift bound. Backwards of a stage run in micro-batch order and an OPT follows every a-th,
 // so B(s, m) uses version floor(m/a). When F(s, m) runs, c_s - 1 older micro-batches are in
@@ -33,6 +41,9 @@
 // drift under the `current` policy, and the in-flight caps).
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
 #include <tuple>
 #include <utility>
 
@@ -42,36 +53,44 @@ namespace paci {
 
 namespace {
 
-constexpr int kPeriod = 6;  // F(d) + F(u) + B(u) + B(d) = 1 + 1 + 2 + 2
-
-int floor_div(int x, int y) { return x >= 0 ? x / y : -((-x + y - 1) / y); }
-int mod(int x) { return ((x % kPeriod) + kPeriod) % kPeriod; }
+int floor_div(long x, long y) { return static_cast<int>(x >= 0 ? x / y : -((-x + y - 1) / y)); }
 
 // A device's four actions, in this order: F(d), F(u), B(u), B(d).
-constexpr int kLen[4] = {1, 1, 2, 2};
-using Tiling = std::array<int, 4>;  // the phase of each
+using Tiling = std::array<int, 4>;  // the phase of each in the period
 
-// Every gap-free arrangement of the four actions in one period.
-const std::vector<Tiling>& tilings() {
-  static const std::vector<Tiling> all = [] {
-    std::vector<Tiling> out;
-    std::array<int, 3> rest = {1, 2, 3};
-    do {
-      for (int rot = 0; rot < kPeriod; ++rot) {
+// The periodic problem: stage s's F and B take f[s] and b[s] units, a device's four actions
+// fit in a period of `period` units, stage s keeps act[s] of memory per micro-batch.
+struct Problem {
+  int D = 0, period = 0;
+  std::vector<int> f, b;
+  std::vector<double> act;
+  int stage(int d, int k) const { return k == 0 || k == 3 ? d : 2 * D - 1 - d; }
+  int len(int d, int k) const { return k < 2 ? f[stage(d, k)] : b[stage(d, k)]; }
+  int mod(long x) const { return static_cast<int>(((x % period) + period) % period); }
+};
+
+// Every arrangement of a device's four actions in one period: F(d) first, the other three in
+// any order, any rotation, the device's idle time (period - its load) in one gap after any
+// of the four.
+std::vector<Tiling> tilings(const Problem& p, int d) {
+  int load = 0;
+  for (int k = 0; k < 4; ++k) load += p.len(d, k);
+  const int idle = p.period - load;
+  std::vector<Tiling> out;
+  std::array<int, 4> order = {0, 1, 2, 3};
+  do {
+    for (int gap = 0; gap < (idle > 0 ? 4 : 1); ++gap)
+      for (int rot = 0; rot < p.period; ++rot) {
         Tiling t{};
-        int at = rot;
-        t[0] = mod(at);
-        at += kLen[0];
-        for (int k : rest) {
-          t[k] = mod(at);
-          at += kLen[k];
+        long at = rot;
+        for (int j = 0; j < 4; ++j) {
+          t[order[j]] = p.mod(at);
+          at += p.len(d, order[j]) + (j == gap ? idle : 0);
         }
         out.push_back(t);
       }
-    } while (std::next_permutation(rest.begin(), rest.end()));
-    return out;
-  }();
-  return all;
+  } while (std::next_permutation(order.begin() + 1, order.end()));
+  return out;
 }
 
 // The pass of micro-batch 0, as (device, which of its four actions) in dependency order.
@@ -86,79 +105,84 @@ std::vector<std::pair<int, int>> pass(int D) {
 
 struct Evaluated {
   PaciVPattern pattern;
-  std::tuple<int, int, int> score;  // largest device peak, sum of peaks, sum of the L_s
+  std::tuple<double, double, double> score;  // largest device peak, sum of peaks, sum of act x L
 };
 
 // Times of the pass under the given tilings, the caps and the device peaks.
-Evaluated evaluate(int D, const std::vector<Tiling>& tiling) {
-  const int S = 2 * D;
+Evaluated evaluate(const Problem& pr, const std::vector<Tiling>& tiling) {
+  const int D = pr.D, S = 2 * D, T = pr.period;
   PaciVPattern p;
+  p.period = T;
   p.f.assign(S, 0);
   p.b.assign(S, 0);
-  int ready = 0;
+  long ready = 0;
   for (auto [d, k] : pass(D)) {
-    const int t = ready + mod(tiling[d][k] - ready);
-    const int stage = k == 0 || k == 3 ? d : S - 1 - d;
-    (k < 2 ? p.f : p.b)[stage] = t;
-    ready = t + kLen[k];
+    const long t = ready + pr.mod(tiling[d][k] - ready);
+    (k < 2 ? p.f : p.b)[pr.stage(d, k)] = static_cast<int>(t);
+    ready = t + pr.len(d, k);
   }
   p.cap.resize(S);
-  int held = 0;  // sum of the stages' L_s: activations x time
+  double held = 0;  // memory x time over one pass
   for (int s = 0; s < S; ++s) {
-    const int L = p.b[s] + 2 - p.f[s];
-    p.cap[s] = (L + kPeriod - 1) / kPeriod;
-    held += L;
+    const int L = p.b[s] + pr.b[s] - p.f[s];
+    p.cap[s] = (L + T - 1) / T;
+    held += pr.act[s] * L;
   }
   p.device_peak.assign(D, 0);
-  int sum = 0;
+  double top = 0, sum = 0;
   for (int d = 0; d < D; ++d) {
-    for (int x = 0; x < kPeriod; ++x) {  // in flight at time x of the steady state
+    double most = 0;
+    for (int x = 0; x < T; ++x) {  // in flight at time x of the steady state
       int n = 0;
+      double bytes = 0;
       for (int s : {d, S - 1 - d}) {
-        const int start = p.f[s], end = p.b[s] + 2;  // held over [start + 6k, end + 6k)
-        n += floor_div(x - start, kPeriod) - floor_div(x - end, kPeriod);
+        const long start = p.f[s], end = p.b[s] + pr.b[s];  // held over [start + kT, end + kT)
+        const int k = floor_div(x - start, T) - floor_div(x - end, T);
+        n += k;
+        bytes += k * pr.act[s];
       }
       p.device_peak[d] = std::max(p.device_peak[d], n);
+      most = std::max(most, bytes);
     }
-    sum += p.device_peak[d];
+    top = std::max(top, most);
+    sum += most;
   }
-  const int peak = *std::max_element(p.device_peak.begin(), p.device_peak.end());
-  return {p, {peak, sum, held}};
+  return {p, {top, sum, held}};
 }
 
 // First fit: the pass's actions in order, each at the earliest time whose phase some tiling
 // of its device still allows together with the phases chosen before.
-std::vector<Tiling> first_fit(int D) {
-  std::vector<std::vector<Tiling>> open(D, tilings());
-  int ready = 0;
-  for (auto [d, k] : pass(D)) {
-    for (int t = ready;; ++t) {
+std::vector<Tiling> first_fit(const Problem& pr, const std::vector<std::vector<Tiling>>& all) {
+  std::vector<std::vector<Tiling>> open = all;
+  long ready = 0;
+  for (auto [d, k] : pass(pr.D)) {
+    for (long t = ready;; ++t) {
       std::vector<Tiling> keep;
       for (const Tiling& x : open[d])
-        if (x[k] == mod(t)) keep.push_back(x);
+        if (x[k] == pr.mod(t)) keep.push_back(x);
       if (keep.empty()) continue;
       open[d] = std::move(keep);
-      ready = t + kLen[k];
+      ready = t + pr.len(d, k);
       break;
     }
   }
   std::vector<Tiling> out;
-  for (const auto& o : open) out.push_back(o.front());  // one left: every phase is fixed
+  for (const auto& o : open) out.push_back(o.front());  // every phase is fixed now
   return out;
 }
 
-}  // namespace
-
-PaciVPattern paci_v_pattern(int D) {
-  std::vector<Tiling> tiling = first_fit(D);
-  Evaluated best = evaluate(D, tiling);
+PaciVPattern solve(const Problem& pr) {
+  std::vector<std::vector<Tiling>> all;
+  for (int d = 0; d < pr.D; ++d) all.push_back(tilings(pr, d));
+  std::vector<Tiling> tiling = first_fit(pr, all);
+  Evaluated best = evaluate(pr, tiling);
   for (bool improved = true; improved;) {
     improved = false;
-    for (int d = 0; d < D; ++d)
-      for (const Tiling& x : tilings()) {
+    for (int d = 0; d < pr.D; ++d)
+      for (const Tiling& x : all[d]) {
         const Tiling old = tiling[d];
         tiling[d] = x;
-        Evaluated e = evaluate(D, tiling);
+        Evaluated e = evaluate(pr, tiling);
         if (e.score < best.score) {
           best = std::move(e);
           improved = true;
@@ -170,11 +194,54 @@ PaciVPattern paci_v_pattern(int D) {
   return best.pattern;
 }
 
+// Durations in whole units: the largest device load is resolved to about 1/48 (coarser from
+// D = 17 on, down to 1/12, so that the search stays under a second), and lengths are
+// divided by their common divisor (F = 1, B = 2 everywhere gives 1 and 2).
+Problem quantise(int D, const PaciVCosts& c) {
+  const int S = 2 * D;
+  Problem pr;
+  pr.D = D;
+  double top = 0;
+  for (int d = 0; d < D; ++d) top = std::max(top, c.f[d] + c.b[d] + c.f[S - 1 - d] + c.b[S - 1 - d]);
+  const double unit = top / std::clamp(768 / D, 12, 48);
+  auto units = [&](double x) { return std::max(1, static_cast<int>(std::lround(x / unit))); };
+  int g = 0;
+  for (int s = 0; s < S; ++s) {
+    pr.f.push_back(units(c.f[s]));
+    pr.b.push_back(units(c.b[s]));
+    g = std::gcd(g, std::gcd(pr.f.back(), pr.b.back()));
+  }
+  for (int s = 0; s < S; ++s) pr.f[s] /= g, pr.b[s] /= g;
+  for (int d = 0; d < D; ++d) pr.period = std::max(pr.period, pr.f[d] + pr.b[d] + pr.f[S - 1 - d] + pr.b[S - 1 - d]);
+  pr.act = c.act.empty() ? std::vector<double>(S, 1.0) : c.act;
+  return pr;
+}
+
+void check_costs(int D, const PaciVCosts& c) {
+  const size_t S = 2 * static_cast<size_t>(D);
+  if (c.f.size() != S || c.b.size() != S || (!c.act.empty() && c.act.size() != S))
+    throw std::invalid_argument("paci-v: one F and B cost (and activation) per stage of the V is needed");
+  for (size_t s = 0; s < S; ++s)
+    if (!(c.f[s] > 0) || !(c.b[s] > 0) || !std::isfinite(c.f[s]) || !std::isfinite(c.b[s]))
+      throw std::invalid_argument("paci-v: F and B costs must be finite and > 0");
+}
+
+}  // namespace
+
+PaciVPattern paci_v_pattern(int D, const PaciVCosts& costs) {
+  if (costs.f.empty()) {  // F = 1, B = 2 on every stage
+    PaciVCosts uniform{std::vector<double>(2 * D, 1.0), std::vector<double>(2 * D, 2.0), {}};
+    return solve(quantise(D, uniform));
+  }
+  check_costs(D, costs);
+  return solve(quantise(D, costs));
+}
+
 int paci_v_cap(int D, int s) { return paci_v_pattern(D).cap.at(s); }
 
-Schedule gen_paci_v(int D, int M, int N, int a) {
+Schedule gen_paci_v(int D, int M, int N, int a, const PaciVCosts& costs) {
   const int S = 2 * D, T = M * N;
-  const PaciVPattern p = paci_v_pattern(D);
+  const PaciVPattern p = paci_v_pattern(D, costs);
   Schedule sch;
   sch.name = "paci-v";
   sch.spec = {D, 2, M, N};
@@ -182,16 +249,16 @@ Schedule gen_paci_v(int D, int M, int N, int a) {
   sch.policy = WeightPolicy::kCurrent;
   sch.stage_device = v_placement(D);
   sch.programs.resize(D);
-  // Each device's actions keyed by their time in the periodic run; an OPT one unit into the
-  // B it follows (a B lasts 2, so no other action starts there).
+  // Each device's actions keyed by twice their start in the periodic run, an OPT by its B's
+  // plus one: right after that B, before whatever starts later.
   std::vector<std::vector<std::pair<long long, Action>>> timed(D);
   for (int s = 0; s < S; ++s) {
     auto& out = timed[sch.stage_device[s]];
     for (int m = 0; m < T; ++m) {
-      const long long shift = static_cast<long long>(kPeriod) * m;
-      out.emplace_back(p.f[s] + shift, Fwd(s, m));
-      out.emplace_back(p.b[s] + shift, Bwd(s, m));
-      if ((m + 1) % a == 0) out.emplace_back(p.b[s] + shift + 1, Opt(s));
+      const long long shift = static_cast<long long>(p.period) * m;
+      out.emplace_back(2 * (p.f[s] + shift), Fwd(s, m));
+      out.emplace_back(2 * (p.b[s] + shift), Bwd(s, m));
+      if ((m + 1) % a == 0) out.emplace_back(2 * (p.b[s] + shift) + 1, Opt(s));
     }
   }
   for (int d = 0; d < D; ++d) {
