@@ -21,6 +21,7 @@ namespace paci {
 class MemoryMeter {
  public:
   void add(size_t bytes) {
+    allocations_.fetch_add(1);
     const size_t now = live_.fetch_add(bytes) + bytes;
     size_t peak = peak_.load();
     while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
@@ -29,9 +30,10 @@ class MemoryMeter {
   void sub(size_t bytes) { live_.fetch_sub(bytes); }
   size_t live() const { return live_.load(); }
   size_t peak() const { return peak_.load(); }
+  size_t allocations() const { return allocations_.load(); }  // calls to add
 
  private:
-  std::atomic<size_t> live_{0}, peak_{0};
+  std::atomic<size_t> live_{0}, peak_{0}, allocations_{0};
 };
 
 // Forwards every operation to `inner`; alloc and free also count the bytes asked for on

@@ -603,6 +603,7 @@ RunResult PipelineRuntime::run(const std::function<void(const UpdateEvent&)>& on
   for (auto& g : im.stages) {  // zero for remote stages
     g.mem.allocated_peak = g.meter->peak();
     g.mem.device_allocated_peak = im.device_meters[g.device]->peak();
+    g.mem.allocations = g.meter->allocations();
     im.result.memory.push_back(g.mem);
   }
   return std::move(im.result);

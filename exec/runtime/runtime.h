@@ -78,6 +78,7 @@ struct StageMemory {
   // of its device together.
   size_t allocated_peak = 0;
   size_t device_allocated_peak = 0;
+  size_t allocations = 0;  // allocator calls of this stage over the run (none per update)
   // Held for the whole run besides the above: scratch and the four message buffers.
   size_t workspace_bytes = 0;
   size_t peak_activation_bytes() const {

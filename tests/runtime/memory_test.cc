@@ -7,6 +7,7 @@
 #include "exec/runtime/runtime.h"
 #include "exec/runtime/shard_batches.h"
 #include "schedules/registry.h"
+#include "schedules/source.h"
 
 namespace paci {
 namespace {
@@ -92,6 +93,42 @@ TEST(MeasuredMemory, StashedCopiesAreCounted) {
     copies += m.peak_stashed_copies;
   }
   EXPECT_GT(copies, 0);  // the case stashes at all
+}
+
+// Steady state allocates nothing per update: the allocator calls of every stage are the same
+// whether the run has 2 steps or 6 (weights, gradients, AdamW state, slots, scratch and
+// buffers once; stashed and forward-time weight copies reused, snapshots only where an
+// evaluation, a checkpoint or an export asks for one).
+TEST(MeasuredMemory, NoAllocationPerUpdate) {
+  struct Case {
+    const char* name;
+    WeightPolicy backward;
+    int accum;
+  };
+  for (const Case& c : {Case{"1f1b", WeightPolicy::kCurrent, 0}, Case{"pipedream", WeightPolicy::kStash, 0},
+                        Case{"pipedream-2bw", WeightPolicy::kDoubleBuffer, 0},
+                        Case{"paci", WeightPolicy::kForward, 2}, Case{"paci", WeightPolicy::kRecompute, 2},
+                        Case{"paci-v", WeightPolicy::kCurrent, 2}}) {
+    std::vector<size_t> calls;
+    for (int steps : {2, 6}) {
+      RunConfig cfg;
+      cfg.model = hand_model();
+      cfg.model.layers = 2;
+      SyntheticBatches data(1, 16, 32, 3);
+      ScheduleParams p{2, 4, steps};
+      if (c.accum) p.accum = c.accum;
+      Schedule s = make_schedule(c.name, p);
+      if (c.backward == WeightPolicy::kForward || c.backward == WeightPolicy::kRecompute)
+        s = with_backward(s, c.backward);
+      PipelineRuntime rt(s, cfg, data);
+      const RunResult r = rt.run();
+      size_t n = 0;
+      for (const StageMemory& m : r.memory) n += m.allocations;
+      calls.push_back(n);
+    }
+    EXPECT_GT(calls[0], 0u) << c.name;
+    EXPECT_EQ(calls[0], calls[1]) << c.name << " " << policy_name(c.backward) << ": allocator calls over 2 and 6 steps";
+  }
 }
 
 }  // namespace
