@@ -54,7 +54,6 @@ struct Outcome {
   CostModel cost;
   SimResult sim;
   TraceMetrics metrics;
-  Analysis analysis;
   double seconds = 0;     // wall time of the simulation
 };
 
@@ -146,6 +145,9 @@ Outcome run_one(const std::string& name_in, const SimFlags& flags, bool quiet) {
   so.jitter = f.jitter;
   so.seed = f.seed;
   so.stragglers = parse_stragglers(f);
+  // The summary needs the metrics and the critical path only; the whole trace (some 120
+  // bytes an action) only the outputs drawn from it.
+  so.keep_trace = !f.trace_path.empty() || !f.svg_path.empty() || !f.memory_path.empty();
   // The schedule from its source (schedules/source.h); zb-1p / zb-2p are built from this
   // command's cost model.
   // In a --compare list each generator gets only the parameters it uses.
@@ -178,30 +180,30 @@ Outcome run_one(const std::string& name_in, const SimFlags& flags, bool quiet) {
     out.schedule = std::move(s);  // a million actions are 20 MB: no copy
   }
   if (f.dynamic) {
-    out.analysis = validate(out.schedule);
+    validate(out.schedule);
   } else {
     // The simulator runs the programs in order itself, so validation skips its own in-order
     // run; if either fails, validate() runs whole and its error comes first, as before.
     try {
-      out.analysis = validate_except_order(out.schedule);
-      out.sim = simulate(out.schedule, out.cost, so);
+      const ActionIndex index(out.schedule);  // the structure check, and the simulator's index
+      validate_except_order(out.schedule, index);
+      out.sim = simulate(out.schedule, index, out.cost, so);
     } catch (const std::exception&) {
-      out.analysis = validate(out.schedule);
+      validate(out.schedule);
       throw;
     }
   }
-  out.metrics = compute_metrics(out.sim.trace);
+  out.metrics = out.sim.metrics;  // = compute_metrics(out.sim.trace), computed as it ran
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (loud) std::cerr << fmt::format(" {:.2f} s\n", out.seconds);
   return out;
 }
 
 std::string critical_path_summary(const Outcome& o) {
-  int count[5] = {0, 0, 0, 0, 0};
+  int count[6] = {0, 0, 0, 0, 0, 0};  // by kind: F, B, I, W, OPT listed, FB (last) not
   double compute = 0;
   std::vector<char> on_dev(o.schedule.devices(), 0);
-  for (int64_t id : o.sim.critical_path) {
-    const TraceAction& a = o.sim.trace.actions[id];
+  for (const PathAction& a : o.sim.critical_actions) {
     ++count[static_cast<int>(a.action.kind)];
     compute += a.end - a.start;
     on_dev[a.device] = 1;
@@ -305,7 +307,7 @@ json summary_json(const Outcome& o) {
   for (const auto& x : m.stages)
     stages.push_back({{"updates", x.updates}, {"max_drift", x.max_drift}, {"mean_drift", x.mean_drift},
                       {"max_delay", x.max_delay}, {"mean_delay", x.mean_delay}});
-  for (int64_t id : o.sim.critical_path) path.push_back(to_string(o.sim.trace.actions[id].action));
+  for (const PathAction& a : o.sim.critical_actions) path.push_back(to_string(a.action));
   return {{"schedule", s.name},
           {"devices", s.spec.devices},
           {"virtual_stages", s.spec.virtual_stages},

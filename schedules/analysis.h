@@ -49,5 +49,8 @@ struct Analysis {
 // version the stage has not produced yet.
 Analysis analyze(const Schedule& s, const ActionIndex& index);
 Analysis analyze(const Schedule& s);
+// analyze()'s per-stage facts (Analysis::stages) alone, with the same checks: one stage's
+// micro-batch facts at a time, not all of them.
+std::vector<StageFacts> analyze_stages(const Schedule& s, const ActionIndex& index);
 
 }  // namespace paci

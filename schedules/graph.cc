@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "schedules/huge_pages.h"
+
 namespace paci {
 namespace {
 
@@ -60,63 +62,79 @@ ActionIndex::ActionIndex(const Schedule& s) : s_(s) {
     if (s.stage_device[st] < 0 || s.stage_device[st] >= D)
       throw ScheduleError(fmt::format("stage {} is mapped to device {}, but devices are 0..{}",
                                       st, s.stage_device[st], D - 1));
-  offset_.resize(D + 1, 0);
-  for (int d = 0; d < D; ++d) offset_[d + 1] = offset_[d] + s.programs[d].size();
-  refs_.resize(offset_[D]);
-  f_.assign(S, std::vector<int64_t>(T, -1));
-  b_ = i_ = w_ = f_;
+  offset_.assign(D + 1, 0);
+  for (int d = 0; d < D; ++d) offset_[d + 1] = offset_[d] + static_cast<int64_t>(s.programs[d].size());
+  if (offset_[D] >= INT32_MAX)
+    throw ScheduleError(fmt::format("schedule has {} actions; at most {} are supported", offset_[D],
+                                    INT32_MAX - 1));
+  T_ = T > 0 ? static_cast<size_t>(T) : 0;
+  const size_t slots = static_cast<size_t>(S) * T_;
+  reserve_huge(fb_, slots);
+  populate(fb_, slots);
+  fb_.resize(slots);
+  Action halves[2];  // an FB's
   for (int d = 0; d < D; ++d) {
-    for (int p = 0; p < static_cast<int>(s.programs[d].size()); ++p) {
-      const Action& a = s.programs[d][p];
-      ActionRef r{d, p};
-      int64_t me = offset_[d] + p;
-      refs_[me] = r;
-      Action sub[2];
-      const int n = sub_actions(a, sub);
+    const auto& prog = s.programs[d];
+    for (int p = 0; p < static_cast<int>(prog.size()); ++p) {
+      const Action& a = prog[p];
+      const int32_t me = static_cast<int32_t>(offset_[d] + p);
+      // The plain actions at position p: the action, or an FB's two halves.
+      const Action* subs = &a;
+      int n = 1;
+      if (a.kind == ActionKind::FB) n = sub_actions(a, halves), subs = halves;
       for (int k = 0; k < n; ++k) {
-        const Action& x = sub[k];
+        const Action& x = subs[k];
         if (x.stage < 0 || x.stage >= S)
-          fail(s, r, fmt::format("{} names stage {}, but the schedule has {} stages (0..{})",
-                                 where(r, a), x.stage, S, S - 1));
+          fail(s, {d, p}, fmt::format("{} names stage {}, but the schedule has {} stages (0..{})",
+                                      where({d, p}, a), x.stage, S, S - 1));
         if (s.stage_device[x.stage] != d)
-          fail(s, r, fmt::format("{} is for stage {}, which lives on device {}", where(r, a),
-                                 x.stage, s.stage_device[x.stage]));
+          fail(s, {d, p}, fmt::format("{} is for stage {}, which lives on device {}", where({d, p}, a),
+                                      x.stage, s.stage_device[x.stage]));
         if (x.kind == ActionKind::OPT) continue;
         if (x.mb < 0 || x.mb >= T)
-          fail(s, r, fmt::format("{} names micro-batch {}, but micro-batches are 0..{} "
-                                 "({} per step x {} steps)",
-                                 where(r, a), x.mb, T - 1, s.spec.microbatches, s.spec.steps));
-        auto& slot = x.kind == ActionKind::F   ? f_[x.stage][x.mb]
-                     : x.kind == ActionKind::B ? b_[x.stage][x.mb]
-                     : x.kind == ActionKind::I ? i_[x.stage][x.mb]
-                                               : w_[x.stage][x.mb];
-        if (slot >= 0) {
-          ActionRef first = refs_[slot];
-          fail(s, r, fmt::format("{} {} (first at device {}, position {})", where(r, a),
-                                 a.kind == ActionKind::FB ? "repeats " + to_string(x) : "is a duplicate",
-                                 first.device, first.pos));
+          fail(s, {d, p}, fmt::format("{} names micro-batch {}, but micro-batches are 0..{} "
+                                      "({} per step x {} steps)",
+                                      where({d, p}, a), x.mb, T - 1, s.spec.microbatches, s.spec.steps));
+        // I and W slots exist only in a schedule that splits a backward.
+        if ((x.kind == ActionKind::I || x.kind == ActionKind::W) && iw_.empty()) {
+          reserve_huge(iw_, slots);
+          iw_.resize(slots);
         }
-        slot = me;
+        const size_t at = slot(x.stage, x.mb);
+        int32_t& held = x.kind == ActionKind::F   ? fb_[at].f
+                        : x.kind == ActionKind::B ? fb_[at].b
+                        : x.kind == ActionKind::I ? iw_[at].i
+                                                  : iw_[at].w;
+        if (held >= 0) {
+          ActionRef first = ref(held);
+          fail(s, {d, p}, fmt::format("{} {} (first at device {}, position {})", where({d, p}, a),
+                                      a.kind == ActionKind::FB ? "repeats " + to_string(x) : "is a duplicate",
+                                      first.device, first.pos));
+        }
+        held = me;
       }
       if (a.kind == ActionKind::FB && a.stage == a.stage_b && a.mb == a.mb_b)
-        fail(s, r, fmt::format("{} overlaps the backward of its own forward: an overlapped F&B "
-                               "needs two different (stage, micro-batch) pairs", where(r, a)));
+        fail(s, {d, p}, fmt::format("{} overlaps the backward of its own forward: an overlapped F&B "
+                                    "needs two different (stage, micro-batch) pairs", where({d, p}, a)));
     }
   }
   for (int st = 0; st < S; ++st) {
-    int d = s.stage_device[st];
-    ActionRef end{d, std::max(0, static_cast<int>(s.programs[d].size()) - 1)};
     for (int m = 0; m < T; ++m) {
-      if (f_[st][m] < 0)
+      const size_t k = slot(st, m);
+      // The common case: an F and a whole B, no I or W.
+      if (fb_[k].f >= 0 && fb_[k].b >= 0 && (iw_.empty() || (iw_[k].i < 0 && iw_[k].w < 0))) continue;
+      int d = s.stage_device[st];
+      ActionRef end{d, std::max(0, static_cast<int>(s.programs[d].size()) - 1)};
+      if (fwd(st, m) < 0)
         fail(s, end, fmt::format("device {} never runs {}: every (stage, micro-batch) needs "
                                  "exactly one F", d, to_string(Fwd(st, m))));
-      bool has_b = b_[st][m] >= 0, has_i = i_[st][m] >= 0, has_w = w_[st][m] >= 0;
+      bool has_b = bwd(st, m) >= 0, has_i = bwd_input(st, m) >= 0, has_w = bwd_weight(st, m) >= 0;
       if (has_b && (has_i || has_w)) {
-        int64_t other = has_i ? i_[st][m] : w_[st][m];
-        fail(s, refs_[other],
+        int64_t other = has_i ? bwd_input(st, m) : bwd_weight(st, m);
+        fail(s, ref(other),
              fmt::format("{} splits the backward of stage {}, micro-batch {} that {} already "
                          "runs whole: use B, or I and W, not both",
-                         where(refs_[other], action(other)), st, m, to_string(Bwd(st, m))));
+                         where(ref(other), action(other)), st, m, to_string(Bwd(st, m))));
       }
       if (!has_b && !(has_i && has_w)) {
         std::string missing = has_i ? to_string(BwdW(st, m))
@@ -130,14 +148,19 @@ ActionIndex::ActionIndex(const Schedule& s) : s_(s) {
   }
 }
 
+ActionRef ActionIndex::ref(int64_t id) const {
+  // The device whose range [offset_[d], offset_[d + 1]) holds id (empty programs skipped).
+  const int d = static_cast<int>(std::upper_bound(offset_.begin(), offset_.end(), id) - offset_.begin()) - 1;
+  return {d, static_cast<int>(id - offset_[d])};
+}
+
 const Action& ActionIndex::action(int64_t id) const {
-  const ActionRef& r = refs_[id];
+  const ActionRef r = ref(id);
   return s_.programs[r.device][r.pos];
 }
 
-void ActionIndex::data_deps(int64_t id, std::vector<int64_t>& out) const {
+void ActionIndex::data_deps(const Action& a, std::vector<int64_t>& out) const {
   out.clear();
-  const Action& a = action(id);
   if (a.kind == ActionKind::FB) {
     // The inputs of both halves (none of them the action itself: validated above).
     Action sub[2];
@@ -152,15 +175,15 @@ void ActionIndex::sub_deps(const Action& a, std::vector<int64_t>& out) const {
   const int last = s_.stages() - 1;
   switch (a.kind) {
     case ActionKind::F:
-      if (a.stage > 0) out.push_back(f_[a.stage - 1][a.mb]);
+      if (a.stage > 0) out.push_back(fwd(a.stage - 1, a.mb));
       break;
     case ActionKind::B:
     case ActionKind::I:
-      out.push_back(f_[a.stage][a.mb]);
+      out.push_back(fwd(a.stage, a.mb));
       if (a.stage < last) out.push_back(grad_input(a.stage + 1, a.mb));
       break;
     case ActionKind::W:
-      out.push_back(i_[a.stage][a.mb]);
+      out.push_back(bwd_input(a.stage, a.mb));
       break;
     case ActionKind::OPT:
     case ActionKind::FB:
@@ -176,7 +199,7 @@ DependencyGraph build_graph(const Schedule& s, const ActionIndex& index) {
     for (int p = 0; p < static_cast<int>(s.programs[d].size()); ++p) {
       int64_t me = index.id({d, p});
       if (p > 0) edges.emplace_back(me - 1, me);
-      index.data_deps(me, deps);
+      index.data_deps(s.programs[d][p], deps);
       for (int64_t x : deps) edges.emplace_back(x, me);
     }
   }
@@ -207,7 +230,7 @@ InOrderTimes run_in_order(const Schedule& s, const ActionIndex& index,
     const auto& prog = s.programs[d];
     while (pos[d] < static_cast<int>(prog.size())) {
       int64_t me = index.id({d, pos[d]});
-      index.data_deps(me, deps);
+      index.data_deps(prog[pos[d]], deps);
       double begin = free_at[d];
       int64_t missing = -1;
       for (int64_t x : deps) {

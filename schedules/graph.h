@@ -35,39 +35,54 @@ std::string program_excerpt(const Schedule& s, ActionRef marked, int window = 6)
 // device, exactly one F and one B (or one I and one W) per (stage, micro-batch). Any
 // stage-to-device map is allowed (d + k*D, a V, anything). An FB counts as the F and the B
 // it holds: fwd() and bwd() of its halves both return its id.
+//
+// Compact: 8 bytes per (stage, micro-batch) for the F and B ids, and as much again for I and W
+// only when the schedule splits backwards; ids are 32-bit (a schedule has
+// fewer than 2^31 actions, else ScheduleError). ref() finds the device by binary search.
 class ActionIndex {
  public:
   explicit ActionIndex(const Schedule& s);
 
-  size_t size() const { return refs_.size(); }
-  int64_t id(ActionRef r) const { return static_cast<int64_t>(offset_[r.device]) + r.pos; }
-  ActionRef ref(int64_t id) const { return refs_[id]; }
+  size_t size() const { return static_cast<size_t>(offset_.back()); }
+  int64_t id(ActionRef r) const { return offset_[r.device] + r.pos; }
+  ActionRef ref(int64_t id) const;
   const Action& action(int64_t id) const;
 
   // -1 when the schedule has no such action.
-  int64_t fwd(int stage, int mb) const { return f_[stage][mb]; }
-  int64_t bwd(int stage, int mb) const { return b_[stage][mb]; }   // B
-  int64_t bwd_input(int stage, int mb) const { return i_[stage][mb]; }  // I
-  int64_t bwd_weight(int stage, int mb) const { return w_[stage][mb]; }  // W
+  int64_t fwd(int stage, int mb) const { return fb_[slot(stage, mb)].f; }
+  int64_t bwd(int stage, int mb) const { return fb_[slot(stage, mb)].b; }  // B
+  int64_t bwd_input(int stage, int mb) const { return iw_.empty() ? -1 : iw_[slot(stage, mb)].i; }  // I
+  int64_t bwd_weight(int stage, int mb) const { return iw_.empty() ? -1 : iw_[slot(stage, mb)].w; }  // W
   // The action that produces the input gradient of (stage, mb): its B, or its I.
-  int64_t grad_input(int stage, int mb) const { return b_[stage][mb] >= 0 ? b_[stage][mb] : i_[stage][mb]; }
+  int64_t grad_input(int stage, int mb) const {
+    const int32_t b = fb_[slot(stage, mb)].b;
+    return b >= 0 ? b : bwd_input(stage, mb);
+  }
   // The action after which the stage's weight gradient of mb is complete: its B, or its W.
-  int64_t grad_weight(int stage, int mb) const { return b_[stage][mb] >= 0 ? b_[stage][mb] : w_[stage][mb]; }
+  int64_t grad_weight(int stage, int mb) const {
+    const int32_t b = fb_[slot(stage, mb)].b;
+    return b >= 0 ? b : bwd_weight(stage, mb);
+  }
 
   // Data dependencies of an action (not program order): F(s-1,m) -> F(s,m); F(s,m) and
   // B/I(s+1,m) -> B/I(s,m); I(s,m) -> W(s,m). An OPT depends on its own stage's gradients,
   // which precede it on the same device, so program order covers it.
   // An FB depends on what its F and its B depend on.
-  void data_deps(int64_t id, std::vector<int64_t>& out) const;
+  void data_deps(int64_t id, std::vector<int64_t>& out) const { data_deps(action(id), out); }
+  void data_deps(const Action& a, std::vector<int64_t>& out) const;
 
  private:
+  size_t slot(int stage, int mb) const { return static_cast<size_t>(stage) * T_ + mb; }
   // Appends the dependencies of one plain (non-FB) action.
   void sub_deps(const Action& a, std::vector<int64_t>& out) const;
 
   const Schedule& s_;
-  std::vector<size_t> offset_;
-  std::vector<ActionRef> refs_;
-  std::vector<std::vector<int64_t>> f_, b_, i_, w_;
+  size_t T_ = 0;                 // micro-batches of the run
+  std::vector<int64_t> offset_;  // per device, and the total at the end
+  struct FB { int32_t f = -1, b = -1; };
+  struct IW { int32_t i = -1, w = -1; };
+  std::vector<FB> fb_;  // [stage * T + mb]
+  std::vector<IW> iw_;  // the same, empty without I and W
 };
 
 using DependencyGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS>;

@@ -63,7 +63,8 @@ Schedule get_schedule_as_given(const ScheduleRequest& r, const ScheduleBuilders&
 
 Schedule get_schedule(const ScheduleRequest& r, const ScheduleBuilders& builders) {
   Schedule s = get_schedule_as_given(r, builders);
-  return r.backward ? with_backward(std::move(s), *r.backward) : s;
+  if (r.backward) return with_backward(std::move(s), *r.backward);
+  return s;  // moved, not copied (a conditional expression would copy it)
 }
 
 Schedule get_schedule_for_steps(const ScheduleRequest& r, int steps, const ScheduleBuilders& builders) {

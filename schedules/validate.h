@@ -1,7 +1,10 @@
 // Validation of any schedule, generated or imported.
 #pragma once
 
+#include <vector>
+
 #include "schedules/analysis.h"
+#include "schedules/graph.h"
 #include "schedules/ir.h"
 
 namespace paci {
@@ -16,7 +19,9 @@ Analysis validate(const Schedule& s);
 
 // validate() without the in-order run, for a caller that runs the programs in order itself
 // (the simulator) and calls validate() when that run or this check fails, so that errors
-// stay validate()'s, in its order. Returns the same analysis for a valid schedule.
-Analysis validate_except_order(const Schedule& s);
+// stay validate()'s, in its order. Takes the caller's index of the schedule (built from it:
+// the structure check; the spec is checked here all the same) and returns the per-stage
+// facts of validate()'s analysis (analyze_stages: no per-micro-batch facts).
+std::vector<StageFacts> validate_except_order(const Schedule& s, const ActionIndex& index);
 
 }  // namespace paci

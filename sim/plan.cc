@@ -310,8 +310,10 @@ PlanResult run_plan(const PlanSpace& sp, const PlanCostFn& cost_fn) {
     try {
       Config c{pc.schedule, pc.P, pc.v, pc.micro_batch, pc.microbatches, pc.backward};
       Built b = build(sp, c, pc.steps, cost_fn);
-      SimResult r = simulate(b.schedule, b.cost.cost);
-      TraceMetrics m = compute_metrics(r.trace);
+      SimOptions so;
+      so.keep_trace = false;  // the metrics are all the search needs
+      SimResult r = simulate(b.schedule, b.cost.cost, so);
+      const TraceMetrics& m = r.metrics;
       pc.step_time = m.step_time;
       pc.samples_per_second = m.samples_per_second;
       pc.tokens_per_second = m.tokens_per_second;

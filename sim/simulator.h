@@ -35,7 +35,9 @@
 #include <functional>
 #include <vector>
 
+#include "schedules/graph.h"
 #include "schedules/ir.h"
+#include "schedules/trace/metrics.h"
 #include "schedules/trace/trace.h"
 #include "sim/cost.h"
 
@@ -57,6 +59,18 @@ struct SimOptions {
   // uncontended transfers (a lower bound of the makespan; equal to it without link
   // contention). Costs a second pass.
   bool dag_bound = false;
+  // Keep the whole Trace (every action, transfer and memory sample) in the result. Without
+  // it the result's trace holds the header only (schedule, spec, static memory...), while
+  // metrics and the critical path are there all the same: what `paci sim`'s summary needs,
+  // in a third of the memory.
+  bool keep_trace = true;
+};
+
+// One action of the critical path as it ran.
+struct PathAction {
+  Action action;
+  int device = 0;
+  double start = 0, end = 0;
 };
 
 struct SimResult {
@@ -65,8 +79,13 @@ struct SimResult {
   Trace trace;
   // The chain of actions that decided the makespan, first to last: each one started when
   // its predecessor in the chain (previous action on the device, or the producer whose
-  // data arrived last) let it. Indices into trace.actions.
+  // data arrived last) let it. ActionIndex ids, so indices into trace.actions where the
+  // trace is kept.
   std::vector<int64_t> critical_path;
+  std::vector<PathAction> critical_actions;  // the same chain's actions, with their times
+  // compute_metrics(trace) of the whole trace, computed while simulating (so also when the
+  // trace is not kept).
+  TraceMetrics metrics;
   double dag_bound = 0;                 // when SimOptions::dag_bound
   size_t events = 0;                    // heap events processed (action ends, wake-ups)
   // The order the dynamic policy realised (simulate_paci_policy); empty for simulate(),
@@ -81,6 +100,9 @@ double action_duration(const CostModel& c, const SimOptions& o, const Action& a,
 // Simulates a valid schedule (see validate.h). Throws CostError when the cost model does not
 // fit, ScheduleError when the programs cannot run to the end.
 SimResult simulate(const Schedule& s, const CostModel& c, const SimOptions& o = {});
+// The same with the schedule's ActionIndex, where the caller has built it already.
+SimResult simulate(const Schedule& s, const ActionIndex& index, const CostModel& c,
+                   const SimOptions& o = {});
 
 // The PACI reference runtime as a dynamic policy on P devices (stage s on device s): when a
 // device is free it runs a waiting backward first (the oldest), else admits the next forward

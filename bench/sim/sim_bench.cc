@@ -40,6 +40,23 @@ void BM_Simulate(benchmark::State& st) {
   st.counters["actions"] = static_cast<double>(s.num_actions());
 }
 
+// What `paci sim`'s summary asks for: metrics and the critical path, the trace not kept, as
+// `paci sim --schedule paci -P 64 -M 1024 -N 8 --cost f=1,b=2` runs it.
+void BM_SimulateSummary(benchmark::State& st) {
+  Schedule s = make("paci", static_cast<int>(st.range(0)), static_cast<int>(st.range(1)),
+                    static_cast<int>(st.range(2)));
+  // bench/sim/e2e-run's costs: every device in step, no transfer time.
+  CostModel c = parse_uniform_cost("f=1,b=2");
+  SimOptions o;
+  o.keep_trace = false;
+  for (auto _ : st) {
+    SimResult r = simulate(s, c, o);
+    benchmark::DoNotOptimize(r.metrics.makespan);
+  }
+  st.SetItemsProcessed(static_cast<int64_t>(st.iterations()) * static_cast<int64_t>(s.num_actions()));
+  st.counters["actions"] = static_cast<double>(s.num_actions());
+}
+
 void BM_SimulateAndMetrics(benchmark::State& st) {
   Schedule s = make("paci", static_cast<int>(st.range(0)), static_cast<int>(st.range(1)),
                     static_cast<int>(st.range(2)));
@@ -64,6 +81,7 @@ BENCHMARK_TEMPLATE(BM_Simulate, 0)->Name("BM_Simulate/paci")->Apply(Args);
 BENCHMARK_TEMPLATE(BM_Simulate, 1)->Name("BM_Simulate/1f1b")->Args({64, 1024, 8})->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_Simulate, 2)->Name("BM_Simulate/zb-h1")->Args({64, 1024, 8})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SimulateAndMetrics)->Args({64, 1024, 8})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SimulateSummary)->Args({64, 1024, 8})->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace paci

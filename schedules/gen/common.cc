@@ -1,11 +1,16 @@
 #include <algorithm>
 
 #include "schedules/gen/generators.h"
+#include "schedules/huge_pages.h"
 
 namespace paci {
 
 void append_1f1b(std::vector<Action>& prog, int stage, int P, int first, int count, int accum) {
   const int warmup = std::min(P - 1 - stage, count);
+  // One allocation for the whole append (growing geometrically when appended to repeatedly).
+  const size_t need = prog.size() + 2 * static_cast<size_t>(count) + count / accum;
+  if (need > prog.capacity()) prog.reserve(std::max(need, 2 * prog.capacity()));
+  populate(prog, need);
   int backwards = 0;
   auto backward = [&](int m) {
     prog.push_back(Bwd(stage, first + m));

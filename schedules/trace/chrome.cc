@@ -4,7 +4,10 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <tuple>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -79,11 +82,12 @@ std::string to_chrome_json(const Trace& t) {
   }
   for (size_t k = 0; k < t.transfers.size(); ++k) {
     const auto& x = t.transfers[k];
-    std::string name = to_string(x.from) + "->" + to_string(x.to);
+    const std::string from = to_string(t.actions.at(x.from).action), to = to_string(t.actions.at(x.to).action);
+    std::string name = from + "->" + to;
     sep();
     put("{{\"ph\":\"X\",\"cat\":\"transfer\",\"name\":\"{}\",\"pid\":{},\"tid\":{},\"ts\":{},\"dur\":{},"
         "\"args\":{{\"from\":\"{}\",\"to\":\"{}\",\"src\":{},\"dst\":{},\"bytes\":{},\"t0\":{},\"t1\":{}}}}}",
-        name, x.src, kSendTid, us(x.start), us(x.end - x.start), to_string(x.from), to_string(x.to),
+        name, x.src, kSendTid, us(x.start), us(x.end - x.start), from, to,
         x.src, x.dst, x.bytes, x.start, x.end);
     put(",\n{{\"ph\":\"X\",\"cat\":\"transfer-recv\",\"name\":\"{}\",\"pid\":{},\"tid\":{},\"ts\":{},\"dur\":{}}}",
         name, x.dst, kRecvTid, us(x.start), us(x.end - x.start));
@@ -141,6 +145,7 @@ Trace trace_from_chrome_json(std::string_view text, const std::string& source) {
                                  m.value("workspace", 0.0)});
     const json& ev = j.at("traceEvents");
     if (!ev.is_array()) throw fail("traceEvents is not an array");
+    std::vector<std::pair<Action, Action>> transfer_ends;  // of t.transfers, by name
     for (const auto& e : ev) {
       const std::string ph = e.value("ph", "");
       const std::string cat = e.value("cat", "");
@@ -171,8 +176,7 @@ Trace trace_from_chrome_json(std::string_view text, const std::string& source) {
         auto from = parse_action(a.at("from").get<std::string>());
         auto to = parse_action(a.at("to").get<std::string>());
         if (!from || !to) throw fail("transfer slice with bad action names in args.from/args.to");
-        x.from = *from;
-        x.to = *to;
+        transfer_ends.emplace_back(*from, *to);  // found among the actions once all are read
         x.src = a.at("src").get<int>();
         x.dst = a.at("dst").get<int>();
         x.bytes = a.at("bytes").get<double>();
@@ -185,6 +189,23 @@ Trace trace_from_chrome_json(std::string_view text, const std::string& source) {
         m.time = e.at("ts").get<double>() / 1e6;
         m.bytes = e.at("args").at("dynamic").get<double>();
         t.memory.push_back(m);
+      }
+    }
+    // A transfer's ends: the actions of those names (one per name in a trace of a schedule;
+    // the first where a trace has more).
+    if (!t.transfers.empty()) {
+      std::map<std::tuple<int, int, int, int, int>, int32_t> by_name;
+      auto key = [](const Action& a) {
+        return std::make_tuple(static_cast<int>(a.kind), a.stage, a.mb, a.stage_b, a.mb_b);
+      };
+      for (size_t k = 0; k < t.actions.size(); ++k) by_name.emplace(key(t.actions[k].action), static_cast<int32_t>(k));
+      for (size_t k = 0; k < t.transfers.size(); ++k) {
+        auto from = by_name.find(key(transfer_ends[k].first)), to = by_name.find(key(transfer_ends[k].second));
+        if (from == by_name.end() || to == by_name.end())
+          throw fail(fmt::format("transfer {} ({} -> {}) names an action the trace does not have", k,
+                                 to_string(transfer_ends[k].first), to_string(transfer_ends[k].second)));
+        t.transfers[k].from = from->second;
+        t.transfers[k].to = to->second;
       }
     }
   } catch (const json::exception& e) {

@@ -28,11 +28,17 @@ void check_trace(const Trace& t) {
       throw std::invalid_argument(fmt::format("trace: action {} ({}) ends at {} before it starts at {}",
                                               k, to_string(a.action), a.end, a.start));
   }
+  const auto n = static_cast<int64_t>(t.actions.size());
   for (size_t k = 0; k < t.transfers.size(); ++k) {
     const TraceTransfer& x = t.transfers[k];
+    if (x.from < 0 || x.from >= n || x.to < 0 || x.to >= n)
+      throw std::invalid_argument(fmt::format("trace: transfer {} is between actions {} and {}, but the "
+                                              "trace has {} actions",
+                                              k, x.from, x.to, n));
     if (x.src < 0 || x.src >= D || x.dst < 0 || x.dst >= D || !(x.end >= x.start))
       throw std::invalid_argument(fmt::format("trace: transfer {} ({} -> {}) has bad devices or times",
-                                              k, to_string(x.from), to_string(x.to)));
+                                              k, to_string(t.actions[x.from].action),
+                                              to_string(t.actions[x.to].action)));
   }
   for (size_t k = 0; k < t.memory.size(); ++k)
     if (t.memory[k].device < 0 || t.memory[k].device >= D)

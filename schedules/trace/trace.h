@@ -31,9 +31,10 @@ struct TraceAction {
 };
 
 // A point-to-point transfer from the producer's device to the consumer's device. It holds
-// the sender's send link and the receiver's receive link from start to end.
+// the sender's send link and the receiver's receive link from start to end. The producer
+// and the consumer are indices into Trace::actions (40 bytes a transfer, not two Actions).
 struct TraceTransfer {
-  Action from, to;
+  int32_t from = -1, to = -1;
   int src = 0, dst = 0;
   double start = 0, end = 0;
   double bytes = 0;
@@ -76,7 +77,8 @@ struct Trace {
 };
 
 // Checks what every metric relies on: devices and stages in range, end >= start, one
-// stage_device entry per stage, one static_memory entry per device. Throws
+// stage_device entry per stage, one static_memory entry per device, transfers between
+// actions of the trace. Throws
 // std::invalid_argument with one line naming the first bad record.
 void check_trace(const Trace& t);
 

@@ -46,7 +46,8 @@ TEST(HandTimeline, OneFOneBUnequalStagesWithLatency) {
                                 {"1OPT", 1, 11.5, 11.5}});
   ASSERT_EQ(r.sim.trace.transfers.size(), 4u);
   std::map<std::string, std::pair<double, double>> xfer;
-  for (const auto& x : r.sim.trace.transfers) xfer[to_string(x.from) + ">" + to_string(x.to)] = {x.start, x.end};
+  for (const auto& x : r.sim.trace.transfers)
+    xfer[to_string(r.sim.trace.actions[x.from].action) + ">" + to_string(r.sim.trace.actions[x.to].action)] = {x.start, x.end};
   EXPECT_EQ(xfer["0F0>1F0"], std::make_pair(1.0, 1.5));
   EXPECT_EQ(xfer["0F1>1F1"], std::make_pair(2.0, 2.5));
   EXPECT_EQ(xfer["1B0>0B0"], std::make_pair(6.5, 7.0));
@@ -84,7 +85,7 @@ TEST(HandTimeline, GpipeLinkContention) {
                                 {"1OPT", 1, 5.5, 5.5}});
   std::map<std::string, std::pair<double, double>> xfer;
   for (const auto& x : r.sim.trace.transfers) {
-    xfer[to_string(x.from) + ">" + to_string(x.to)] = {x.start, x.end};
+    xfer[to_string(r.sim.trace.actions[x.from].action) + ">" + to_string(r.sim.trace.actions[x.to].action)] = {x.start, x.end};
     EXPECT_EQ(x.bytes, 1);
   }
   EXPECT_EQ(xfer["0F1>1F1"], std::make_pair(1.5, 2.5));  // queued behind 0F0's transfer

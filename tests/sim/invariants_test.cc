@@ -41,6 +41,69 @@ CostModel random_cost(std::mt19937_64& rng, int S, bool comm) {
   return c;
 }
 
+// Bit for bit: the metrics the simulator computes as it runs are compute_metrics() of its trace.
+void expect_same_metrics(const TraceMetrics& a, const TraceMetrics& b) {
+  EXPECT_EQ(a.start, b.start);
+  EXPECT_EQ(a.end, b.end);
+  EXPECT_EQ(a.makespan, b.makespan);
+  EXPECT_EQ(a.busy, b.busy);
+  EXPECT_EQ(a.bubble, b.bubble);
+  EXPECT_EQ(a.steady, b.steady);
+  EXPECT_EQ(a.steady_bubble, b.steady_bubble);
+  EXPECT_EQ(a.step_time, b.step_time);
+  EXPECT_EQ(a.samples_per_second, b.samples_per_second);
+  EXPECT_EQ(a.tokens_per_second, b.tokens_per_second);
+  EXPECT_EQ(a.peak_memory, b.peak_memory);
+  EXPECT_EQ(a.peak_device, b.peak_device);
+  ASSERT_EQ(a.devices.size(), b.devices.size());
+  for (size_t d = 0; d < a.devices.size(); ++d) {
+    const DeviceMetrics &x = a.devices[d], &y = b.devices[d];
+    EXPECT_EQ(x.busy, y.busy);
+    EXPECT_EQ(x.first_start, y.first_start);
+    EXPECT_EQ(x.last_end, y.last_end);
+    EXPECT_EQ(x.bubble, y.bubble);
+    EXPECT_EQ(x.steady, y.steady);
+    EXPECT_EQ(x.steady_begin, y.steady_begin);
+    EXPECT_EQ(x.steady_end, y.steady_end);
+    EXPECT_EQ(x.steady_bubble, y.steady_bubble);
+    EXPECT_EQ(x.step_time, y.step_time);
+    EXPECT_EQ(x.peak_memory, y.peak_memory);
+    EXPECT_EQ(x.peak_time, y.peak_time);
+    EXPECT_EQ(x.static_memory.total(), y.static_memory.total());
+    EXPECT_EQ(x.peak_dynamic, y.peak_dynamic);
+    EXPECT_EQ(x.actions, y.actions);
+  }
+  ASSERT_EQ(a.stages.size(), b.stages.size());
+  for (size_t s = 0; s < a.stages.size(); ++s) {
+    const StageDriftStats &x = a.stages[s], &y = b.stages[s];
+    EXPECT_EQ(x.updates, y.updates);
+    EXPECT_EQ(x.max_drift, y.max_drift);
+    EXPECT_EQ(x.mean_drift, y.mean_drift);
+    EXPECT_EQ(x.max_delay, y.max_delay);
+    EXPECT_EQ(x.mean_delay, y.mean_delay);
+    EXPECT_EQ(x.microbatches, y.microbatches);
+  }
+}
+
+// The result without the trace (SimOptions::keep_trace false) has the same metrics and
+// critical path as the one with it.
+void check_without_trace(const Schedule& s, const CostModel& c, SimOptions o, const SimResult& full) {
+  expect_same_metrics(full.metrics, compute_metrics(full.trace));
+  o.keep_trace = false;
+  const SimResult lean = simulate(s, c, o);
+  EXPECT_TRUE(lean.trace.actions.empty() && lean.trace.transfers.empty() && lean.trace.memory.empty());
+  expect_same_metrics(lean.metrics, full.metrics);
+  EXPECT_EQ(lean.critical_path, full.critical_path);
+  ASSERT_EQ(lean.critical_actions.size(), full.critical_path.size());
+  for (size_t k = 0; k < full.critical_path.size(); ++k) {
+    const TraceAction& a = full.trace.actions[full.critical_path[k]];
+    EXPECT_EQ(lean.critical_actions[k].action, a.action);
+    EXPECT_EQ(lean.critical_actions[k].device, a.device);
+    EXPECT_EQ(lean.critical_actions[k].start, a.start);
+    EXPECT_EQ(lean.critical_actions[k].end, a.end);
+  }
+}
+
 void check_invariants(const Schedule& s, const CostModel& c, const SimOptions& o) {
   SCOPED_TRACE(s.name);
   SimRun r = run(s, c, o);
@@ -109,6 +172,35 @@ void check_invariants(const Schedule& s, const CostModel& c, const SimOptions& o
   for (int d = 0; d < s.devices(); ++d) {
     auto tl = memory_timeline(t, d);
     EXPECT_NEAR(tl.back().second, t.static_memory[d].total(), 1e-6);
+  }
+  check_without_trace(s, c, o, r.sim);
+}
+
+// The same for the schedules with V placements, overlapped F&B and split backwards, and for
+// the PACI runtime's dynamic policy.
+TEST(Invariants, MetricsWhileSimulating) {
+  std::mt19937_64 rng(7);
+  for (int trial = 0; trial < 6; ++trial) {
+    SimOptions o;
+    o.jitter = trial % 2 ? 0.2 : 0;
+    o.seed = trial;
+    const bool comm = trial % 3 != 0;
+    SCOPED_TRACE(::testing::Message() << "trial " << trial);
+    CostModel cv = random_cost(rng, 8, comm);
+    for (const char* name : {"zb-v", "v-half", "v-min", "dualpipev", "paci-v"}) {
+      SCOPED_TRACE(name);
+      const Schedule s = gen(name, 4, 8, 2);
+      check_without_trace(s, cv, o, simulate(s, cv, o));
+    }
+    CostModel c = random_cost(rng, 4, comm);
+    const SimResult dyn = simulate_paci_policy(4, 8, 2, 2, c, o);
+    expect_same_metrics(dyn.metrics, compute_metrics(dyn.trace));
+    SimOptions lean = o;
+    lean.keep_trace = false;
+    const SimResult dyn_lean = simulate_paci_policy(4, 8, 2, 2, c, lean);
+    expect_same_metrics(dyn_lean.metrics, dyn.metrics);
+    EXPECT_EQ(dyn_lean.critical_path, dyn.critical_path);
+    EXPECT_EQ(dyn_lean.realised, dyn.realised);
   }
 }
 

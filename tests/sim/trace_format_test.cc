@@ -59,6 +59,15 @@ TEST(ChromeTrace, RoundTripKeepsEveryRecordAndMetric) {
     EXPECT_EQ(back.actions[k].pos, t.actions[k].pos);
   }
   ASSERT_EQ(back.transfers.size(), t.transfers.size());
+  for (size_t k = 0; k < t.transfers.size(); ++k) {
+    EXPECT_EQ(back.transfers[k].from, t.transfers[k].from);
+    EXPECT_EQ(back.transfers[k].to, t.transfers[k].to);
+    EXPECT_EQ(back.transfers[k].src, t.transfers[k].src);
+    EXPECT_EQ(back.transfers[k].dst, t.transfers[k].dst);
+    EXPECT_EQ(back.transfers[k].start, t.transfers[k].start);
+    EXPECT_EQ(back.transfers[k].end, t.transfers[k].end);
+    EXPECT_EQ(back.transfers[k].bytes, t.transfers[k].bytes);
+  }
   ASSERT_EQ(back.memory.size(), t.memory.size());
   EXPECT_EQ(back.static_memory[0].weights, 7);
   TraceMetrics a = compute_metrics(t), b = compute_metrics(back);
