@@ -27,8 +27,43 @@ struct CalibrateFlags {
   DeviceFlags device;
   std::string out = "calibration.json";
   int microbatches = 4, steps = 3;
+  int repeat = 3, warmup_steps = 1;
+  std::string gemm_widths = "default", gemm_tokens = "default";
   uint64_t seed = 1;
 };
+
+constexpr int kMaxRepeat = 100;
+
+// --repeat and the warm-up counts: one line naming the flag and what is allowed.
+void check_count(const char* flag, int value, int lo, int hi, const char* what) {
+  if (value < lo || value > hi)
+    throw UsageError(fmt::format("{} must be an integer in {}..{} ({}; got {})", flag, lo, hi, what, value));
+}
+
+// --gemm-widths / --gemm-tokens: "default", "none" (no GEMM curve) or a comma-separated list of
+// 1..32 integers in 1..hi.
+std::vector<int> parse_gemm_list(const char* flag, const std::string& spec, int hi, const std::vector<int>& dflt) {
+  if (spec == "default") return dflt;
+  if (spec == "none") return {};
+  std::vector<int> out;
+  size_t at = 0;
+  while (at <= spec.size()) {
+    const size_t comma = std::min(spec.find(',', at), spec.size());
+    const std::string item = spec.substr(at, comma - at);
+    bool ok = !item.empty() && item.size() <= 10 && std::all_of(item.begin(), item.end(), [](char ch) {
+      return ch >= '0' && ch <= '9';
+    });
+    const long long v = ok ? std::stoll(item) : 0;
+    if (!ok || v < 1 || v > hi || out.size() >= 32)
+      throw UsageError(fmt::format("{} must be \"default\", \"none\" or a comma-separated list of 1..32 integers "
+                                   "in 1..{} (got \"{}\")", flag, hi, excerpt(spec)));
+    out.push_back(static_cast<int>(v));
+    at = comma + 1;
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
 
 
 double rel(double measured, double predicted) {
@@ -94,13 +129,31 @@ void add_calibrate_command(CLI::App& app) {
   f->model.add_to(cmd);
   f->device.add_to(cmd);
   cmd->add_option("--microbatches,-M", f->microbatches, "Micro-batches per measured step")->capture_default_str();
-  cmd->add_option("--steps,-N", f->steps, "Measured steps per run")->capture_default_str();
+  cmd->add_option("--steps,-N", f->steps, "Measured steps per run (after the warm-up steps)")->capture_default_str();
+  cmd->add_option("--repeat", f->repeat,
+                  "Runs of each calibration layout (and of the contention pair), interleaved; each piece is "
+                  "fitted from each stage's durations over all of them (their mean within 2.5x of the median; 1..100)")
+      ->capture_default_str();
+  cmd->add_option("--warmup-steps", f->warmup_steps,
+                  "Steps at the start of every calibration run that are run but not counted (0..100)")
+      ->capture_default_str();
+  cmd->add_option("--gemm-widths", f->gemm_widths,
+                  "Widths at which single-threaded GEMMs are timed for rescaling to other widths: a list such as "
+                  "64,96,128, \"default\" (the model's width x 1/2, 3/4, 1, 3/2, 2) or \"none\" (no GEMM "
+                  "curve: other widths are rescaled by FLOPs)")
+      ->capture_default_str();
+  cmd->add_option("--gemm-tokens", f->gemm_tokens,
+                  "Tokens per micro-batch at which those GEMMs are timed: a list, or \"default\" (B x T x 1/2, "
+                  "1, 2)")
+      ->capture_default_str();
   cmd->add_option("--out,-o", f->out, "Calibration file to write")->capture_default_str();
   cmd->callback([f] {
     ExecDevice dev = make_exec_device(f->device, 3);
     if (f->microbatches < 2 || f->microbatches > 1024)
       throw UsageError(fmt::format("--microbatches must be in 2..1024 (got {})", f->microbatches));
     if (f->steps < 1 || f->steps > 1000) throw UsageError(fmt::format("--steps must be in 1..1000 (got {})", f->steps));
+    check_count("--repeat", f->repeat, 1, kMaxRepeat, "runs of each calibration layout");
+    check_count("--warmup-steps", f->warmup_steps, 0, 100, "steps per run that are not counted");
     // The calibration is written at the end of minutes of measuring: check the path first.
     check_output_writable(user_path(f->out), "--out");
     GptConfig cfg = f->model.config(true);
@@ -110,8 +163,16 @@ void add_calibrate_command(CLI::App& app) {
       also = partition_flag(cfg, f->model.partition, 0);
       std::cout << "partition " << format_layout(also) << " (measured with the calibration runs)\n";
     }
-    Calibration c = calibrate_cpu(cfg, f->model.batch, f->model.seq_len(cfg), f->microbatches, f->steps, f->seed,
-                                  std::cout, dev, also);
+    const int B = f->model.batch, T = f->model.seq_len(cfg);
+    CalibrateOptions o;
+    o.microbatches = f->microbatches, o.steps = f->steps, o.seed = f->seed;
+    o.repeat = f->repeat, o.warmup_steps = f->warmup_steps;
+    o.gemm_widths = parse_gemm_list("--gemm-widths", f->gemm_widths, 1 << 16, default_gemm_widths(cfg.channels));
+    o.gemm_tokens = parse_gemm_list("--gemm-tokens", f->gemm_tokens, 1 << 20, default_gemm_tokens(B * T));
+    if (o.gemm_widths.empty() != o.gemm_tokens.empty())
+      throw UsageError("--gemm-widths and --gemm-tokens: give both lists or \"none\" for both (got one \"none\")");
+    o.also = also;
+    Calibration c = calibrate_cpu(cfg, B, T, o, std::cout, dev);
     write_file_atomic(user_path(f->out), calibration_to_json(c));
     const PieceCost& a = c.attention;
     const PieceCost& m = c.mlp;
@@ -137,6 +198,7 @@ struct CompareFlags {
   ModelFlags model;
   DeviceFlags device;
   std::string calibration, trace, svg, json;
+  int repeat = 3, warmup_runs = 1;
   uint64_t seed = 1;
 };
 
@@ -155,7 +217,16 @@ void add_compare_command(CLI::App& app) {
   cmd->add_option("--trace", f->trace, "Write both timelines to one Perfetto JSON file");
   cmd->add_option("--svg", f->svg, "Draw both timelines, measured above predicted");
   cmd->add_option("--json", f->json, "Write the comparison as JSON");
+  cmd->add_option("--repeat", f->repeat,
+                  "Measured runs of the schedule: the measured step time is the median of their step times, and "
+                  "the per-device figures and timelines are those of the median run (1..100)")
+      ->capture_default_str();
+  cmd->add_option("--warmup-runs", f->warmup_runs,
+                  "Runs of the schedule before the measured ones, not counted (0..100)")
+      ->capture_default_str();
   cmd->callback([f] {
+    check_count("--repeat", f->repeat, 1, kMaxRepeat, "measured runs of the schedule");
+    check_count("--warmup-runs", f->warmup_runs, 0, 100, "runs before the measured ones");
     GptConfig cfg = f->model.config(true);
     const int B = f->model.batch, T = f->model.seq_len(cfg);
     const ScheduleRequest req = f->sched.request();
@@ -179,12 +250,14 @@ void add_compare_command(CLI::App& app) {
       if (!path->empty() && reporter) check_output_writable(user_path(*path), flag);
     std::vector<StagePartition> part = f->model.stage_partition(cfg, s.stages());
     ExecDevice dev = make_exec_device(f->device, s.stages());
-    Calibration cal = f->calibration.empty()
-                          ? calibrate_cpu(cfg, B, T, std::max(2, f->sched.microbatches), 3, f->seed, std::cout,
-                                          make_exec_device(f->device, 3))
-                          : load_calibration(user_path(f->calibration));
+    CalibrateOptions co;
+    co.microbatches = std::max(2, f->sched.microbatches), co.seed = f->seed;
+    co.gemm_widths = default_gemm_widths(cfg.channels), co.gemm_tokens = default_gemm_tokens(B * T);
+    Calibration cal = f->calibration.empty() ? calibrate_cpu(cfg, B, T, co, std::cout, make_exec_device(f->device, 3))
+                                             : load_calibration(user_path(f->calibration));
     if (!calibrated_for(cal, cfg, B, T)) {
-      // Another model or micro-batch size: predicted from the calibration by FLOPs.
+      // Another model or micro-batch size: the calibration rescaled (by its measured GEMM times, or by FLOPs
+      // for a file without them).
       try {
         cal = rescale_calibration(cal, cfg, B, T);
       } catch (const CalibrationError& e) {
@@ -196,13 +269,24 @@ void add_compare_command(CLI::App& app) {
       std::cout << fmt::format("compare: running {} on {} stages ({} micro-batches x {} steps, partition {}) for "
                                "real{}...\n", s.name, s.stages(), s.spec.microbatches, s.spec.steps,
                                format_layout(part), mpi ? fmt::format(", one process per rank ({})", mpi->size()) : "");
-    MeasuredRun run = measure(s, cfg, part, B, T, f->seed, dev, mpi);
+    RepeatedRun runs = measure_repeated(s, cfg, part, B, T, f->seed, f->repeat, f->warmup_runs, dev, mpi);
     if (!reporter) return;
+    const MeasuredRun& run = runs.runs[runs.median_run];
     SimResult sim = simulate(s, cost_for_partition(cal, compositions(part)));
     const Trace& mt = run.trace;
     Trace pt = sim.trace;
     pt.origin = "predicted";
     TraceMetrics m = compute_metrics(mt), p = compute_metrics(pt);
+    // The measured step time: the median over the runs (the table below is the median run's).
+    m.step_time = runs.median_step_time;
+    if (m.step_time > 0) m.tokens_per_second = s.spec.microbatches * mt.tokens_per_microbatch / m.step_time;
+    std::string times;
+    for (double t : runs.step_times) times += fmt::format("{}{:.4f}", times.empty() ? "" : ", ", t);
+    std::cout << fmt::format("measured: median step time of {} run{} ({} s){}\n", f->repeat, f->repeat > 1 ? "s" : "",
+                             times,
+                             f->warmup_runs > 0 ? fmt::format(", after {} warm-up run{} not counted", f->warmup_runs,
+                                                              f->warmup_runs > 1 ? "s" : "")
+                                                : "");
 
     std::cout << fmt::format("\n{:<24} {:>12} {:>12} {:>8}\n", "", "measured", "predicted", "error");
     auto line = [](const std::string& name, double a, double b, const char* fmtstr) {
@@ -255,7 +339,9 @@ void add_compare_command(CLI::App& app) {
       j["microbatches"] = s.spec.microbatches;
       j["steps"] = s.spec.steps;
       j["measured"] = {{"step_time", m.step_time}, {"tokens_per_s", m.tokens_per_second}, {"bubble", m.bubble},
-                       {"makespan", m.makespan}};
+                       {"makespan", m.makespan}, {"step_times", runs.step_times}};
+      j["repeat"] = f->repeat;
+      j["warmup_runs"] = f->warmup_runs;
       j["peak_rss_bytes"] = peak_rss_bytes();
       j["predicted"] = {{"step_time", p.step_time}, {"tokens_per_s", p.tokens_per_second}, {"bubble", p.bubble},
                         {"makespan", p.makespan}};

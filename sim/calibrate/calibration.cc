@@ -20,6 +20,20 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+}  // namespace
+
+double robust_mean(const std::vector<double>& v) {
+  if (v.empty()) return 0;
+  const double m = median(v);
+  double sum = 0;
+  size_t n = 0;
+  for (double x : v)
+    if (m > 0 ? (x <= kRobustBand * m && x * kRobustBand >= m) : x == m) sum += x, ++n;
+  return n > 0 ? sum / n : m;
+}
+
+namespace {
+
 constexpr int kPieces = 5;  // stage, embedding, attention half, MLP half, head
 using Row = std::array<double, kPieces>;
 
@@ -111,7 +125,7 @@ Row row(const StageComposition& s) {
 
 Calibration fit_calibration(const std::vector<CalibrationRun>& runs) {
   if (runs.empty()) throw CalibrationError("calibration: no measured runs");
-  // Per kind: rows (compositions) and median durations; sizes and OPT per stage.
+  // Per kind: rows (compositions) and robust mean durations; sizes and OPT per stage.
   std::array<std::vector<Row>, 4> X;
   std::array<std::vector<double>, 4> y;
   std::vector<Row> size_rows;
@@ -129,13 +143,13 @@ Calibration fit_calibration(const std::vector<CalibrationRun>& runs) {
       d[static_cast<int>(a.action.kind)][a.action.stage].push_back(a.end - a.start);
     for (int s = 0; s < S; ++s) {
       for (int k = 0; k < 4; ++k)
-        if (!d[k][s].empty()) X[k].push_back(row(run.stages[s])), y[k].push_back(median(d[k][s]));
+        if (!d[k][s].empty()) X[k].push_back(row(run.stages[s])), y[k].push_back(robust_mean(d[k][s]));
       size_rows.push_back(row(run.stages[s]));
       act.push_back(run.sizes[s].activation_bytes);
       params.push_back(run.sizes[s].params);
       workspace.push_back(run.sizes[s].workspace_bytes);
       if (!d[4][s].empty()) {
-        opt_num += median(d[4][s]) * run.sizes[s].params;
+        opt_num += robust_mean(d[4][s]) * run.sizes[s].params;
         opt_den += run.sizes[s].params * run.sizes[s].params;
       }
     }
@@ -192,7 +206,7 @@ std::array<double, 6> fit_contention(const Trace& alone, const std::vector<const
     double num = 0, den = 0;
     for (int s = 0; s < S; ++s) {
       if (one[k][s].empty() || many[k][s].empty()) continue;
-      const double a = median(one[k][s]), b = median(many[k][s]);
+      const double a = robust_mean(one[k][s]), b = robust_mean(many[k][s]);
       if (!(a > 0)) continue;
       num += a * (b / a - 1), den += a;
     }
@@ -206,6 +220,93 @@ bool calibrated_for(const Calibration& c, const GptConfig& m, int B, int T) {
   return c.micro_batch == B && c.seq_len == T &&
          (c.channels == 0 || (c.channels == m.channels && c.heads == m.heads && c.vocab == m.vocab_size &&
                               c.tied == m.tied_embeddings));
+}
+
+double gemm_flops(GemmPiece piece, int channels, double tokens, int vocab) {
+  const double C = channels;
+  switch (piece) {
+    case GemmPiece::kAttention:
+      return tokens * 2 * (3 * C * C + C * C);
+    case GemmPiece::kMlp:
+      return tokens * 2 * (4 * C * C + 4 * C * C);
+    case GemmPiece::kHead:
+      break;
+  }
+  return tokens * 2 * C * static_cast<double>(vocab);
+}
+
+namespace {
+
+const GemmTimes& gemm_times(const GemmPoint& p, GemmPiece piece) {
+  return piece == GemmPiece::kAttention ? p.attention : piece == GemmPiece::kMlp ? p.mlp : p.head;
+}
+double gemm_pass(const GemmTimes& t, int pass) { return pass == 0 ? t.f : pass == 1 ? t.i : t.w; }
+
+// The sorted distinct widths and token counts of a curve, and its points by (width, tokens)
+// index; empty if the points are not a full grid.
+struct GemmGrid {
+  std::vector<int> widths, tokens;
+  std::vector<const GemmPoint*> at;  // [w * tokens.size() + t]
+};
+GemmGrid gemm_grid(const GemmCurve& g) {
+  GemmGrid grid;
+  for (const GemmPoint& p : g.points) grid.widths.push_back(p.channels), grid.tokens.push_back(p.tokens);
+  for (std::vector<int>* v : {&grid.widths, &grid.tokens}) {
+    std::sort(v->begin(), v->end());
+    v->erase(std::unique(v->begin(), v->end()), v->end());
+  }
+  grid.at.assign(grid.widths.size() * grid.tokens.size(), nullptr);
+  for (const GemmPoint& p : g.points) {
+    const size_t w = std::lower_bound(grid.widths.begin(), grid.widths.end(), p.channels) - grid.widths.begin();
+    const size_t t = std::lower_bound(grid.tokens.begin(), grid.tokens.end(), p.tokens) - grid.tokens.begin();
+    const GemmPoint*& slot = grid.at[w * grid.tokens.size() + t];
+    if (slot) return {};  // the same point twice
+    slot = &p;
+  }
+  for (const GemmPoint* p : grid.at)
+    if (!p) return {};  // a width without some token count
+  return grid;
+}
+
+// Where x lies between the grid values: index lo and fraction u in log space towards lo + 1
+// (u = 0 at or beyond either end: the nearest edge).
+void bracket(const std::vector<int>& v, double x, size_t& lo, double& u) {
+  u = 0;
+  if (x <= v.front()) {
+    lo = 0;
+    return;
+  }
+  if (x >= v.back()) {
+    lo = v.size() - 1;
+    return;
+  }
+  lo = static_cast<size_t>(std::upper_bound(v.begin(), v.end(), x) - v.begin()) - 1;
+  if (x == v[lo]) return;
+  u = (std::log(x) - std::log(v[lo])) / (std::log(v[lo + 1]) - std::log(v[lo]));
+}
+
+}  // namespace
+
+double gemm_seconds(const GemmCurve& g, GemmPiece piece, int pass, int channels, double tokens, int vocab) {
+  if (g.empty()) throw CalibrationError("calibration: no GEMM curve measured");
+  const GemmGrid grid = gemm_grid(g);
+  if (grid.at.empty())
+    throw CalibrationError("calibration: the GEMM curve's points are not a full grid (every width with every token "
+                           "count once)");
+  size_t a, b;
+  double u, v;
+  bracket(grid.widths, channels, a, u);
+  bracket(grid.tokens, tokens, b, v);
+  const size_t nt = grid.tokens.size();
+  auto spf = [&](size_t w, size_t t) {  // seconds per FLOP at a grid point
+    const GemmPoint& p = *grid.at[w * nt + t];
+    return gemm_pass(gemm_times(p, piece), pass) / gemm_flops(piece, p.channels, p.tokens, g.vocab);
+  };
+  double e = (1 - u) * (1 - v) * spf(a, b);
+  if (u > 0) e += u * (1 - v) * spf(a + 1, b);
+  if (v > 0) e += (1 - u) * v * spf(a, b + 1);
+  if (u > 0 && v > 0) e += u * v * spf(a + 1, b + 1);
+  return e * gemm_flops(piece, channels, tokens, vocab);
 }
 
 Calibration rescale_calibration(const Calibration& c, const GptConfig& to, int B, int T) {
@@ -224,16 +325,43 @@ Calibration rescale_calibration(const Calibration& c, const GptConfig& to, int B
   const int units_from[4] = {0, 1, 2, 2 * from.layers + 1}, units_to[4] = {0, 1, 2, 2 * dst.layers + 1};
   const std::vector<UnitCost> act_from = exec_unit_costs(from, c.micro_batch, c.seq_len),
                               act_to = exec_unit_costs(dst, B, T);
+  const bool curve = !c.gemm.empty();
   Calibration r = c;
   PieceCost* pieces[4] = {&r.embedding, &r.attention, &r.mlp, &r.head};
+  const GemmPiece gemm_piece[4] = {GemmPiece::kAttention, GemmPiece::kAttention, GemmPiece::kMlp, GemmPiece::kHead};
+  double PieceCost::*field[4] = {&PieceCost::f, &PieceCost::i, &PieceCost::w, &PieceCost::b};
   for (int p = 0; p < 4; ++p) {
     const UnitFlops a = unit_flops(from, units_from[p], c.seq_len), b = unit_flops(dst, units_to[p], T);
+    // Passes 0 F, 1 I, 2 W, 3 B (= I + W).
+    auto flops = [](const UnitFlops& u, int pass) {
+      return pass == 0 ? u.forward() : pass == 1 ? u.input_grad() : pass == 2 ? u.weight_grad()
+                                                                              : u.input_grad() + u.weight_grad();
+    };
+    // The work that is not a linear layer's GEMM, per token (width where unit_flops counts none).
+    auto rest = [](const UnitFlops& u, int pass, double width) {
+      auto one = [&](int k) {
+        const double x = k == 0 ? u.attention + u.elementwise : k == 1 ? 2 * u.attention + u.elementwise : 0.0;
+        return x > 0 ? x : width;
+      };
+      return pass == 3 ? one(1) + one(2) : one(pass);
+    };
     auto ratio = [&](double x, double y) { return x > 0 ? (y * tok_to) / (x * tok_from) : 1.0; };
     PieceCost& q = *pieces[p];
-    q.f *= ratio(a.forward(), b.forward());
-    q.i *= ratio(a.input_grad(), b.input_grad());
-    q.w *= ratio(a.weight_grad(), b.weight_grad());
-    q.b = q.i + q.w;
+    for (int k = 0; k < 4; ++k) {
+      double& t = q.*field[k];
+      if (!curve || p == 0) {  // by FLOPs (the embedding has no GEMM either way)
+        t *= ratio(flops(a, k), flops(b, k));
+        continue;
+      }
+      auto g = [&](int channels, double tokens, int vocab) {
+        auto one = [&](int pass) { return gemm_seconds(c.gemm, gemm_piece[p], pass, channels, tokens, vocab); };
+        return k == 3 ? one(1) + one(2) : one(k);
+      };
+      const double g_from = g(from.channels, tok_from, c.vocab), g_to = g(dst.channels, tok_to, dst.vocab_size);
+      const double gemm = t > 0 ? std::min(t, g_from) : 0.0;
+      t = (g_from > 0 ? gemm * g_to / g_from : 0.0) +
+          (t - gemm) * ratio(rest(a, k, from.channels), rest(b, k, dst.channels));
+    }
     const double act_a = act_from[units_from[p]].activation_bytes, act_b = act_to[units_to[p]].activation_bytes;
     if (act_a > 0) q.activation_bytes *= act_b / act_a;
     q.params = static_cast<double>(unit_parameters(dst, units_to[p], /*stored=*/true));
@@ -246,7 +374,8 @@ Calibration rescale_calibration(const Calibration& c, const GptConfig& to, int B
   r.boundary_bytes *= msg;
   r.micro_batch = B, r.seq_len = T, r.layers = dst.layers;
   r.channels = dst.channels, r.heads = dst.heads, r.vocab = dst.vocab_size, r.tied = dst.tied_embeddings;
-  r.source = excerpt(c.source + fmt::format(", rescaled by FLOPs to {} B={} T={}", describe(dst), B, T), 200);
+  r.source = excerpt(c.source + fmt::format(", rescaled by {} to {} B={} T={}",
+                                            curve ? "measured GEMM times" : "FLOPs", describe(dst), B, T), 200);
   return r;
 }
 
@@ -357,7 +486,7 @@ json piece_json(const PieceCost& p) {
 std::string calibration_to_json(const Calibration& c) {
   json j;
   j["format"] = "paci-calibration";
-  j["version"] = 2;
+  j["version"] = 3;
   j["source"] = c.source;
   j["micro_batch"] = c.micro_batch;
   j["seq_len"] = c.seq_len;
@@ -375,6 +504,16 @@ std::string calibration_to_json(const Calibration& c) {
   j["bandwidth"] = c.bandwidth;
   j["bytes_per_param"] = c.bytes_per_param;
   for (int k = 0; k < 6; ++k) j["contention"][kContentionKinds[k]] = c.contention[k];
+  if (!c.gemm.empty()) {
+    json& g = j["gemm"];
+    g["threads"] = 1;
+    g["vocab"] = c.gemm.vocab;
+    g["points"] = json::array();
+    auto times = [](const GemmTimes& t) { return json{{"f", t.f}, {"i", t.i}, {"w", t.w}}; };
+    for (const GemmPoint& p : c.gemm.points)
+      g["points"].push_back({{"channels", p.channels}, {"tokens", p.tokens}, {"attention", times(p.attention)},
+                             {"mlp", times(p.mlp)}, {"head", times(p.head)}});
+  }
   j["note"] = "seconds and bytes per micro-batch of micro_batch x seq_len tokens; a stage costs the sum of "
               "its pieces (embedding on the first stage, head = final LayerNorm + LM head + loss on the last)";
   return j.dump(1) + "\n";
@@ -385,6 +524,65 @@ namespace {
 // Largest magnitude of a calibrated cost or size: far above any real model (seconds, bytes,
 // parameters), small enough that sums over a run stay finite.
 constexpr double kMaxCalibrationValue = 1e18;
+
+// The "gemm" object (version 3): see calibration.h.
+GemmCurve gemm_curve_from_json(const json& g, const std::string& source) {
+  if (!g.is_object()) throw CalibrationError(fmt::format("{}: \"gemm\" must be an object", source));
+  auto integer = [&](const json& o, const char* key, const std::string& where, int64_t hi) {
+    if (!o.contains(key) || !o.at(key).is_number_integer() || o.at(key).get<int64_t>() < 1 ||
+        o.at(key).get<int64_t>() > hi)
+      throw CalibrationError(fmt::format("{}: {}{} must be an integer in 1..{} (got {})", source, where, key, hi,
+                                         o.contains(key) ? excerpt(o.at(key).dump()) : "nothing"));
+    return static_cast<int>(o.at(key).get<int64_t>());
+  };
+  if (g.contains("threads") && (!g["threads"].is_number_integer() || g["threads"].get<int64_t>() != 1))
+    throw CalibrationError(fmt::format("{}: gemm.threads must be 1 (GEMM times are single-threaded; got {})", source,
+                                       excerpt(g["threads"].dump())));
+  GemmCurve curve;
+  curve.vocab = integer(g, "vocab", "gemm.", 1 << 30);
+  if (!g.contains("points") || !g["points"].is_array() || g["points"].empty() ||
+      g["points"].size() > static_cast<size_t>(kMaxGemmPoints))
+    throw CalibrationError(fmt::format("{}: gemm.points must be an array of 1..{} points", source, kMaxGemmPoints));
+  for (size_t k = 0; k < g["points"].size(); ++k) {
+    const json& o = g["points"][k];
+    const std::string where = fmt::format("gemm.points[{}].", k);
+    if (!o.is_object()) throw CalibrationError(fmt::format("{}: {} must be an object", source, where.substr(0, where.size() - 1)));
+    GemmPoint p;
+    p.channels = integer(o, "channels", where, 1 << 20);
+    p.tokens = integer(o, "tokens", where, 1 << 30);
+    for (const auto& [key, dst] : {std::pair<const char*, GemmTimes*>{"attention", &p.attention},
+                                   {"mlp", &p.mlp}, {"head", &p.head}}) {
+      if (!o.contains(key) || !o.at(key).is_object())
+        throw CalibrationError(fmt::format("{}: {}{} must be an object with \"f\", \"i\" and \"w\"", source, where, key));
+      for (const auto& [pass, x] : {std::pair<const char*, double*>{"f", &dst->f}, {"i", &dst->i}, {"w", &dst->w}}) {
+        const json& t = o.at(key);
+        if (!t.contains(pass) || !t.at(pass).is_number() || !std::isfinite(t.at(pass).get<double>()) ||
+            !(t.at(pass).get<double>() > 0) || t.at(pass).get<double>() > 1e6)
+          throw CalibrationError(fmt::format("{}: {}{}.{} must be a number of seconds in (0, 1e6] (got {})", source,
+                                             where, key, pass, t.contains(pass) ? excerpt(t.at(pass).dump()) : "nothing"));
+        *x = t.at(pass).get<double>();
+      }
+    }
+    curve.points.push_back(p);
+  }
+  // A full grid: as many points as widths x token counts, none twice.
+  std::vector<int> widths, tokens;
+  for (const GemmPoint& p : curve.points) widths.push_back(p.channels), tokens.push_back(p.tokens);
+  for (std::vector<int>* v : {&widths, &tokens}) {
+    std::sort(v->begin(), v->end());
+    v->erase(std::unique(v->begin(), v->end()), v->end());
+  }
+  for (size_t a = 0; a < curve.points.size(); ++a)
+    for (size_t b = a + 1; b < curve.points.size(); ++b)
+      if (curve.points[a].channels == curve.points[b].channels && curve.points[a].tokens == curve.points[b].tokens)
+        throw CalibrationError(fmt::format("{}: gemm.points[{}] and [{}] are both width {}, {} tokens", source, a, b,
+                                           curve.points[a].channels, curve.points[a].tokens));
+  if (widths.size() * tokens.size() != curve.points.size())
+    throw CalibrationError(fmt::format("{}: gemm.points must form a full grid (every width with every token count): "
+                                       "{} widths x {} token counts but {} points", source, widths.size(),
+                                       tokens.size(), curve.points.size()));
+  return curve;
+}
 
 Calibration calibration_from_json_checked(std::string_view text, const std::string& source) {
   json j;
@@ -399,8 +597,8 @@ Calibration calibration_from_json_checked(std::string_view text, const std::stri
   if (!j.is_object() || !j.contains("format") || j["format"] != "paci-calibration")
     throw CalibrationError(fmt::format("{}: not a paci calibration (expected \"format\": \"paci-calibration\"; "
                                        "write one with `paci calibrate`)", source));
-  if (!j.contains("version") || (j["version"] != 1 && j["version"] != 2))
-    throw CalibrationError(fmt::format("{}: calibration version {} is not supported (this paci reads 1 and 2)", source,
+  if (!j.contains("version") || (j["version"] != 1 && j["version"] != 2 && j["version"] != 3))
+    throw CalibrationError(fmt::format("{}: calibration version {} is not supported (this paci reads 1, 2 and 3)", source,
                                        j.contains("version") ? excerpt(j["version"].dump()) : "(none)"));
   // Fitted piece costs may be slightly negative (a stage's sum is clamped at 0); totals not.
   auto num = [&](const json& o, const char* key, const std::string& where, bool signed_ok = false) {
@@ -503,6 +701,7 @@ Calibration calibration_from_json_checked(std::string_view text, const std::stri
                                              kContentionKinds[k], c.contention[k]));
       }
   }
+  if (j.contains("gemm")) c.gemm = gemm_curve_from_json(j["gemm"], source);
   return c;
 }
 

@@ -43,6 +43,36 @@ struct PieceCost {
   double workspace_bytes = 0;  // held for the whole run: scratch, message buffers
 };
 
+// Measured single-threaded GEMM time of each piece's linear layers (cpu::gemm, the executor's
+// GEMM, one thread), per micro-batch of `tokens` tokens on a model of width `channels`: seconds
+// of the forward (f), input-gradient (i) and weight-gradient (w) GEMMs of an attention half
+// (qkv, attproj), an MLP half (fc, fcproj) and the head (LM head at the curve's vocabulary).
+// Attention's score and value products, LayerNorms, GELU, softmax and bias sums are not GEMMs
+// of a linear layer and are not in it.
+struct GemmTimes {
+  double f = 0, i = 0, w = 0;
+};
+struct GemmPoint {
+  int channels = 0, tokens = 0;
+  GemmTimes attention, mlp, head;
+};
+// Points of a full grid: every width with every token count, once each. Empty: not measured.
+struct GemmCurve {
+  int vocab = 0;  // of the head's GEMMs
+  std::vector<GemmPoint> points;
+  bool empty() const { return points.empty(); }
+};
+enum class GemmPiece { kAttention, kMlp, kHead };
+// FLOPs of a piece's linear-layer GEMMs in one pass (0 f, 1 i, 2 w) at this width, token count
+// and vocabulary (2 per multiply-add; the same for every pass: qkv + attproj 8C² per token, fc +
+// fcproj 16C², LM head 2CV).
+double gemm_flops(GemmPiece piece, int channels, double tokens, int vocab);
+// The GEMM time of a piece in one pass at (channels, tokens, vocab) from the curve: seconds per
+// FLOP interpolated bilinearly between the grid points in log(width) and log(tokens) (exact at
+// a grid point; outside the grid, the nearest edge's seconds per FLOP), times gemm_flops.
+// Throws CalibrationError if the curve is empty.
+double gemm_seconds(const GemmCurve& curve, GemmPiece piece, int pass, int channels, double tokens, int vocab);
+
 struct Calibration {
   std::string source;          // what was measured: device, model, date
   int micro_batch = 1, seq_len = 1;
@@ -62,6 +92,9 @@ struct Calibration {
   // by running the calibration's whole-model run twice at once (fit_contention); all 0 when
   // not measured.
   std::array<double, 6> contention{};
+  // Single-threaded GEMM times over a range of widths and token counts (empty: not measured;
+  // rescale_calibration then scales by FLOPs alone).
+  GemmCurve gemm;
 };
 
 class CalibrationError : public std::invalid_argument {
@@ -69,7 +102,14 @@ class CalibrationError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-// Fits the piece costs from measured runs: the median F, B, I, W of every stage of every
+// The mean of the values within a factor kRobustBand of their median (0 for none). On a shared
+// machine durations are a mixture of fast and slow spells (a busy neighbour, a host's SMT
+// sibling): the median picks the commoner spell, while a step, a sum of durations, sees their
+// mean; the band drops rare outliers (a preemption, a page-fault storm) all the same.
+inline constexpr double kRobustBand = 2.5;
+double robust_mean(const std::vector<double>& v);
+
+// Fits the piece costs from measured runs: the robust mean F, B, I, W of every stage of every
 // run (a stage without an action kind is skipped for that kind), then per kind a
 // non-negative least-squares fit of
 //   cost = stage + [embedding] + attention halves x attention + MLP halves x mlp + [head]
@@ -89,17 +129,25 @@ struct CalibrationRun {
 Calibration fit_calibration(const std::vector<CalibrationRun>& runs);
 
 // The contention term from the same schedule run alone (`alone`) and as two (or more) copies
-// at once (`together`, each trace one copy): per action kind, the median duration of each
+// at once (`together`, each trace one copy): per action kind, the robust mean duration of each
 // stage together over alone, minus 1, averaged over the stages weighted by their time alone,
 // divided by the number of other copies; never below 0. Kinds missing from either are 0.
 std::array<double, 6> fit_contention(const Trace& alone, const std::vector<const Trace*>& together);
 
 // The calibration of model `to` at micro-batches of B x T, from one of another width, depth,
-// vocabulary or micro-batch size: each piece's F, I and W scaled by the ratio of its unit's
-// FLOPs (unit_flops) times tokens, the per-stage part and the message by tokens x width, the
-// optimizer per parameter kept; parameters exact for `to`; activation bytes by the ratio of
-// exec_unit_costs' estimates. A prediction, not a measurement: GEMM efficiency changes with
-// the shapes. Throws CalibrationError if the calibration does not record its model's width.
+// vocabulary or micro-batch size. With a GEMM curve (c.gemm), each piece's F, I and W (time t,
+// calibrated shape "from", target shape "to") is split into its linear-layer GEMM part
+// g = min(t, G_from) (0 if t <= 0) and the rest, and
+//   t' = g x G_to / G_from + (t - g) x r,
+// G = gemm_seconds of the pass (for B, the I and W GEMMs together), r the ratio of the rest's
+// work: tokens x (the pass's attention + elementwise FLOPs per token, unit_flops: attention for
+// F, twice it for I, none for W), or tokens x width where unit_flops counts none (a block's
+// MLP half, every W); for B the I and W terms added. The embedding has no GEMM: t' = t x its
+// FLOP ratio. Without a curve (older files), every piece's F, I, W and B (= I + W) is scaled by
+// the ratio of its unit's FLOPs (unit_flops) times tokens. Either way the per-stage part and the
+// message scale by tokens x width, the optimizer per parameter is kept; parameters exact for
+// `to`; activation bytes by the ratio of exec_unit_costs' estimates. A prediction, not a
+// measurement. Throws CalibrationError if the calibration does not record its model's width.
 Calibration rescale_calibration(const Calibration& c, const GptConfig& to, int B, int T);
 // Whether `c` was measured at this micro-batch shape on a model of this width, heads,
 // vocabulary and tying (any depth).
@@ -121,9 +169,14 @@ std::vector<StageComposition> balanced_compositions(const Calibration& c, int st
 // `stages` balanced stages; anything else is read as a per-stage paci-cost file.
 bool is_calibration(std::string_view text);
 
-// JSON file, format "paci-calibration" version 2 (version 1, with one "layer" piece, is read
-// with each half costing half a layer). Errors (CalibrationError) name the file and
-// field. Counts are integers: micro_batch 1..kMaxCalibrationMicroBatch, seq_len
+// JSON file, format "paci-calibration" version 3. Version 3 adds the optional "gemm" object
+// (the GEMM curve): {"threads": 1, "vocab": V, "points": [{"channels": C, "tokens": N,
+// "attention": {"f": s, "i": s, "w": s}, "mlp": {...}, "head": {...}}, ...]}: vocab an integer
+// in 1..2^30, 1..kMaxGemmPoints points with integer channels in 1..2^20 and tokens in
+// 1..2^30, every time finite and in (0, 1e6] s, the points a full grid (every width with every
+// token count exactly once). Versions 1 and 2 are read too (no curve: widths rescale by FLOPs);
+// version 1, with one "layer" piece, is read with each half costing half a layer. Errors
+// (CalibrationError) name the file and field. Counts are integers: micro_batch 1..kMaxCalibrationMicroBatch, seq_len
 // 1..kMaxCalibrationSeqLen, layers 0..kMaxCalibrationLayers; every number is finite and at most
 // 1e18 in magnitude; totals (boundary bytes, optimizer, latency, bandwidth, bytes per parameter)
 // are >= 0; the whole model's F and B are > 0. cost_for_partition throws CalibrationError if a
@@ -131,6 +184,7 @@ bool is_calibration(std::string_view text);
 inline constexpr int kMaxCalibrationMicroBatch = 1 << 20;
 inline constexpr int kMaxCalibrationSeqLen = 1 << 24;
 inline constexpr int kMaxCalibrationLayers = 100000;
+inline constexpr int kMaxGemmPoints = 4096;
 std::string calibration_to_json(const Calibration& c);
 Calibration calibration_from_json(std::string_view text, const std::string& source);
 

@@ -3,6 +3,7 @@
 // schedule validates.
 #include <array>
 #include <cmath>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 
@@ -38,7 +39,7 @@ StageComposition comp(bool e, int layers, bool h, bool mlp_first = false, bool a
 }
 
 // A trace of one device running the given stages: every (stage, kind) appears a few times
-// with the true duration (and the median must ignore one outlier each).
+// with the true duration (and the robust mean must ignore one outlier each).
 Trace synthetic_trace(const std::vector<StageComposition>& comp, const Truth& truth) {
   Trace t;
   const int S = static_cast<int>(comp.size());
@@ -63,6 +64,21 @@ Trace synthetic_trace(const std::vector<StageComposition>& comp, const Truth& tr
   return t;
 }
 
+// Durations from a machine that is fast 40% of the time and 1.8x slower the rest: the robust
+// mean is their mean (what a sum of them sees), where the median would be the slow value; a
+// value beyond 2.5x the median either way is an outlier and left out.
+TEST(Calibration, RobustMeanIsTheMeanOfASharedMachinesSpells) {
+  std::vector<double> v;
+  for (int k = 0; k < 40; ++k) v.push_back(1.0);
+  for (int k = 0; k < 60; ++k) v.push_back(1.8);
+  EXPECT_NEAR(robust_mean(v), 0.4 * 1.0 + 0.6 * 1.8, 1e-12);
+  v.push_back(100.0);  // a preemption
+  v.push_back(0.1);    // a clock glitch
+  EXPECT_NEAR(robust_mean(v), 0.4 * 1.0 + 0.6 * 1.8, 1e-12);
+  EXPECT_EQ(robust_mean({}), 0.0);
+  EXPECT_EQ(robust_mean({0.0, 0.0, 5.0}), 0.0);
+}
+
 TEST(Calibration, RecoversKnownPieceDurations) {
   Truth truth;
   // The calibration's runs: E,4,H; E+4+H; and E+0.5,3.5+H (block 0 split between its halves).
@@ -75,7 +91,7 @@ TEST(Calibration, RecoversKnownPieceDurations) {
   const PieceCost* got[5] = {&c.stage, &c.embedding, &c.attention, &c.mlp, &c.head};
   const double* want[5] = {truth.stage, truth.emb, truth.attn, truth.mlp, truth.head};
   double PieceCost::*field[4] = {&PieceCost::f, &PieceCost::b, &PieceCost::i, &PieceCost::w};
-  // Exact linear algebra on exact medians: only rounding error (1e-12 s) is allowed.
+  // Exact linear algebra on exact means: only rounding error (1e-12 s) is allowed.
   for (int p = 0; p < 5; ++p)
     for (int k = 0; k < 4; ++k) EXPECT_NEAR(got[p]->*field[k], want[p][k], 1e-12) << "piece " << p << " kind " << k;
   EXPECT_EQ(c.micro_batch, 2);
@@ -198,9 +214,9 @@ TEST(Calibration, ContentionIsRecoveredFromRunsWithAKnownSlowdown) {
   EXPECT_NEAR(s[2], 0.2, 1e-12);
   EXPECT_NEAR(s[3], 0.0, 1e-12);
   EXPECT_EQ(s[4], 0.0);  // no OPT in the traces: not measured
-  // Faster together (noise) is no contention.
+  // Faster together (noise) is no contention (W, as fast either way, to rounding).
   const std::array<double, 6> none = fit_contention(a, {&alone, &alone});
-  for (double x : none) EXPECT_EQ(x, 0.0);
+  for (double x : none) EXPECT_NEAR(x, 0.0, 1e-12);
   // One copy alone measures nothing.
   for (double x : fit_contention(alone, {&a})) EXPECT_EQ(x, 0.0);
   Calibration c;
@@ -312,6 +328,190 @@ TEST(Calibration, RescaledByFlopsToAnotherModel) {
   const Calibration back = calibration_from_json(calibration_to_json(c), "c.json");
   EXPECT_EQ(back.channels, 128);
   EXPECT_EQ(back.vocab, 4096);
+}
+
+}  // namespace
+}  // namespace paci
+
+namespace paci {
+namespace {
+
+// A calibration of the base shape (width 128, 4 x 64 tokens, vocabulary 4096) with known pieces.
+Calibration base_calibration() {
+  Calibration c;
+  c.source = "test";
+  c.micro_batch = 4, c.seq_len = 64, c.layers = 4;
+  c.channels = 128, c.heads = 4, c.vocab = 4096, c.tied = false;
+  c.attention = {1e-3, 2e-3, 1.2e-3, 0.8e-3, 1000, 66000, 0};
+  c.mlp = {2e-3, 4e-3, 2.2e-3, 1.8e-3, 2000, 132000, 0};
+  c.head = {5e-3, 9e-3, 5e-3, 4e-3, 3000, 530000, 0};
+  c.embedding = {1e-4, 1e-4, 1e-4, 0, 500, 532000, 0};
+  c.stage = {1e-4, 1e-4, 0, 0, 0, 0, 8192};
+  c.boundary_bytes = 4 * 64 * 128 * 4;
+  return c;
+}
+
+GptConfig base_model() {
+  GptConfig m;
+  m.layers = 4, m.channels = 128, m.heads = 4, m.vocab_size = m.padded_vocab = 4096, m.seq_len = 64;
+  return m;
+}
+
+// A 2 x 2 grid (widths 128, 256; 256 and 512 tokens): GEMM seconds chosen so that no two points
+// have the same seconds per FLOP.
+GemmCurve synthetic_curve() {
+  GemmCurve g;
+  g.vocab = 4096;
+  auto point = [](int c, int n, double s) {
+    GemmPoint p;
+    p.channels = c, p.tokens = n;
+    p.attention = {0.3e-3 * s, 0.35e-3 * s, 0.25e-3 * s};
+    p.mlp = {0.9e-3 * s, 1.0e-3 * s, 0.8e-3 * s};
+    p.head = {3e-3 * s, 2.5e-3 * s, 2e-3 * s};
+    return p;
+  };
+  g.points = {point(128, 256, 1.0), point(256, 256, 3.0), point(128, 512, 1.7), point(256, 512, 6.5)};
+  return g;
+}
+
+// t' = g x G_to / G_from + (t - g) x r with g = min(t, G_from): a synthetic curve gives exactly
+// these costs at grid points, between them (bilinear seconds per FLOP in log space) and beyond
+// (the edge's seconds per FLOP).
+TEST(Calibration, GemmCurveRescalesByMeasuredGemmTimes) {
+  Calibration c = base_calibration();
+  c.gemm = synthetic_curve();
+  GptConfig wide = base_model();
+  wide.channels = 256;
+  const Calibration w = rescale_calibration(c, wide, 4, 64);
+  // MLP half F: GEMM part 0.9 ms -> 2.7 ms; the rest (2 - 0.9 ms) scales by tokens x width (x2).
+  EXPECT_NEAR(w.mlp.f, 0.9e-3 * 3.0 + (2e-3 - 0.9e-3) * 2, 1e-15);
+  EXPECT_NEAR(w.mlp.i, 1.0e-3 * 3.0 + (2.2e-3 - 1.0e-3) * 2, 1e-15);
+  EXPECT_NEAR(w.mlp.w, 0.8e-3 * 3.0 + (1.8e-3 - 0.8e-3) * 2, 1e-15);
+  // B: the I and W GEMMs together (1.8 ms -> 5.4 ms), the rest by tokens x width (x2).
+  EXPECT_NEAR(w.mlp.b, 1.8e-3 * 3.0 + (4e-3 - 1.8e-3) * 2, 1e-15);
+  // Attention half: the rest is attention's T x T products, 4TC per token: x2 at twice the width.
+  EXPECT_NEAR(w.attention.f, 0.3e-3 * 3.0 + (1e-3 - 0.3e-3) * 2, 1e-15);
+  // Its W: the GEMM part is capped at the piece's own time (0.25 ms < 0.8 ms here: not capped).
+  EXPECT_NEAR(w.attention.w, 0.25e-3 * 3.0 + (0.8e-3 - 0.25e-3) * 2, 1e-15);
+  // Head F: the rest (softmax, cross-entropy, final LayerNorm: 5V + 8C per token) by that ratio.
+  const double head_rest = (5.0 * 4096 + 8 * 256) / (5.0 * 4096 + 8 * 128);
+  EXPECT_NEAR(w.head.f, 3e-3 * 3.0 + (5e-3 - 3e-3) * head_rest, 1e-15);
+  // The embedding has no GEMM: by FLOPs (2C per token) as before.
+  EXPECT_NEAR(w.embedding.f, 2 * c.embedding.f, 1e-15);
+  // The per-stage part and the message by tokens x width.
+  EXPECT_NEAR(w.stage.f, 2 * c.stage.f, 1e-15);
+  EXPECT_NEAR(w.boundary_bytes, 2 * c.boundary_bytes, 1e-9);
+  EXPECT_THAT(w.source, ::testing::HasSubstr("rescaled by measured GEMM times"));
+
+  // Twice the tokens (micro-batches of 8): the GEMM part x1.7, the rest x2 (attention's rest:
+  // tokens x T x C, T unchanged).
+  const Calibration t = rescale_calibration(c, base_model(), 8, 64);
+  EXPECT_NEAR(t.mlp.f, 0.9e-3 * 1.7 + (2e-3 - 0.9e-3) * 2, 1e-15);
+  EXPECT_NEAR(t.attention.i, 0.35e-3 * 1.7 + (1.2e-3 - 0.35e-3) * 2, 1e-15);
+
+  // A piece faster than its GEMMs alone (noise): all of it is GEMM and scales by the curve.
+  Calibration fast = c;
+  fast.mlp.w = 0.5e-3;
+  EXPECT_NEAR(rescale_calibration(fast, wide, 4, 64).mlp.w, 0.5e-3 * 3.0, 1e-15);
+
+  // Between grid points: seconds per FLOP interpolated bilinearly in log(width), log(tokens).
+  // Width 181 (between 128 and 256), 256 tokens.
+  const double u = (std::log(181.0) - std::log(128.0)) / (std::log(256.0) - std::log(128.0));
+  const double f128 = 0.9e-3 / (16.0 * 128 * 128 * 256), f256 = 3 * 0.9e-3 / (16.0 * 256 * 256 * 256);
+  EXPECT_NEAR(gemm_seconds(c.gemm, GemmPiece::kMlp, 0, 181, 256, 4096),
+              ((1 - u) * f128 + u * f256) * 16.0 * 181 * 181 * 256, 1e-15);
+  // Beyond the grid: the nearest edge's seconds per FLOP (width 512, 1024 tokens: the 256 x 512
+  // point's).
+  const double edge = 6.5 * 0.9e-3 / (16.0 * 256 * 256 * 512);
+  EXPECT_NEAR(gemm_seconds(c.gemm, GemmPiece::kMlp, 0, 512, 1024, 4096), edge * 16.0 * 512 * 512 * 1024, 1e-15);
+  // The head at another vocabulary: the curve's seconds per FLOP at its own vocabulary.
+  EXPECT_NEAR(gemm_seconds(c.gemm, GemmPiece::kHead, 0, 128, 256, 8192), 2 * 3e-3, 1e-15);
+  // At the calibrated shape nothing changes.
+  const Calibration same = rescale_calibration(c, base_model(), 4, 64);
+  EXPECT_NEAR(same.mlp.f, c.mlp.f, 1e-15);
+  EXPECT_NEAR(same.head.b, c.head.b, 1e-15);
+
+  // The curve survives the file exactly.
+  const Calibration back = calibration_from_json(calibration_to_json(c), "c.json");
+  ASSERT_EQ(back.gemm.points.size(), 4u);
+  EXPECT_EQ(back.gemm.vocab, 4096);
+  const Calibration wb = rescale_calibration(back, wide, 4, 64);
+  EXPECT_DOUBLE_EQ(wb.mlp.f, w.mlp.f);
+  EXPECT_DOUBLE_EQ(wb.head.b, w.head.b);
+}
+
+// A calibration file of version 2 (no "gemm" curve) still loads and rescales by FLOPs.
+TEST(Calibration, FilesWithoutAGemmCurveRescaleByFlops) {
+  nlohmann::json j = nlohmann::json::parse(calibration_to_json(base_calibration()));
+  ASSERT_FALSE(j.contains("gemm"));
+  EXPECT_EQ(j["version"], 3);
+  j["version"] = 2;
+  const Calibration c = calibration_from_json(j.dump(), "old.json");
+  EXPECT_TRUE(c.gemm.empty());
+  GptConfig wide = base_model();
+  wide.channels = 256;
+  const Calibration w = rescale_calibration(c, wide, 4, 64);
+  // The MLP's GEMMs (16 C^2 per token): four times as long in every pass, B included.
+  EXPECT_NEAR(w.mlp.f, 4 * c.mlp.f, 1e-15);
+  EXPECT_NEAR(w.mlp.i, 4 * c.mlp.i, 1e-15);
+  EXPECT_NEAR(w.mlp.w, 4 * c.mlp.w, 1e-15);
+  EXPECT_NEAR(w.mlp.b, 4 * c.mlp.b, 1e-15);
+  // Attention half F: (8 C^2 + 4 T C) per token.
+  EXPECT_NEAR(w.attention.f, c.attention.f * (8.0 * 256 * 256 + 4 * 64 * 256) / (8.0 * 128 * 128 + 4 * 64 * 128),
+              1e-15);
+  EXPECT_THAT(w.source, ::testing::HasSubstr("rescaled by FLOPs"));
+  // So does a calibration in code without a curve.
+  EXPECT_NEAR(rescale_calibration(base_calibration(), wide, 4, 64).mlp.f, 4 * c.mlp.f, 1e-15);
+}
+
+// Malformed "gemm" objects are refused with one line naming the field.
+TEST(Calibration, MalformedGemmCurvesAreRefused) {
+  Calibration c = base_calibration();
+  c.gemm = synthetic_curve();
+  const nlohmann::json good = nlohmann::json::parse(calibration_to_json(c));
+  auto refused = [&](const std::function<void(nlohmann::json&)>& edit, const std::string& message) {
+    nlohmann::json j = good;
+    edit(j);
+    try {
+      calibration_from_json(j.dump(), "c.json");
+      ADD_FAILURE() << "accepted: " << message;
+    } catch (const CalibrationError& e) {
+      EXPECT_THAT(e.what(), ::testing::HasSubstr(message));
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+    }
+  };
+  refused([](nlohmann::json& j) { j["gemm"] = 3; }, "c.json: \"gemm\" must be an object");
+  refused([](nlohmann::json& j) { j["gemm"].erase("vocab"); }, "gemm.vocab must be an integer in 1..");
+  refused([](nlohmann::json& j) { j["gemm"]["vocab"] = 0; }, "gemm.vocab must be an integer in 1..");
+  refused([](nlohmann::json& j) { j["gemm"]["threads"] = 2; }, "gemm.threads must be 1");
+  refused([](nlohmann::json& j) { j["gemm"]["points"] = nlohmann::json::array(); }, "gemm.points must be an array of 1..");
+  refused([](nlohmann::json& j) { j["gemm"]["points"] = "x"; }, "gemm.points must be an array of 1..");
+  refused([](nlohmann::json& j) { j["gemm"]["points"][1] = 7; }, "gemm.points[1] must be an object");
+  refused([](nlohmann::json& j) { j["gemm"]["points"][0]["channels"] = 0; }, "gemm.points[0].channels must be an integer in 1..");
+  refused([](nlohmann::json& j) { j["gemm"]["points"][0]["channels"] = 1.5; }, "gemm.points[0].channels must be an integer");
+  refused([](nlohmann::json& j) { j["gemm"]["points"][2].erase("tokens"); }, "gemm.points[2].tokens must be an integer");
+  refused([](nlohmann::json& j) { j["gemm"]["points"][0].erase("mlp"); }, "gemm.points[0].mlp must be an object");
+  refused([](nlohmann::json& j) { j["gemm"]["points"][0]["head"]["w"] = -1; },
+          "gemm.points[0].head.w must be a number of seconds in (0, 1e6]");
+  refused([](nlohmann::json& j) { j["gemm"]["points"][0]["head"]["f"] = 0; }, "gemm.points[0].head.f must be a number");
+  refused([](nlohmann::json& j) { j["gemm"]["points"][3]["attention"]["i"] = "fast"; },
+          "gemm.points[3].attention.i must be a number");
+  refused([](nlohmann::json& j) { j["gemm"]["points"][3]["attention"]["i"] = 1e300; },
+          "gemm.points[3].attention.i must be a number");
+  refused([](nlohmann::json& j) { j["gemm"]["points"][3]["channels"] = 128; j["gemm"]["points"][3]["tokens"] = 256; },
+          "gemm.points[0] and [3] are both width 128, 256 tokens");
+  refused([](nlohmann::json& j) { j["gemm"]["points"].erase(3); },
+          "gemm.points must form a full grid (every width with every token count): 2 widths x 2 token counts but 3 points");
+  // Version 2 files never had a curve but one that has it is read.
+  nlohmann::json v2 = good;
+  v2["version"] = 2;
+  EXPECT_EQ(calibration_from_json(v2.dump(), "c.json").gemm.points.size(), 4u);
+  // A curve built in code that is not a grid is refused where it is used.
+  Calibration bad = c;
+  bad.gemm.points.pop_back();
+  GptConfig wide = base_model();
+  wide.channels = 256;
+  EXPECT_THROW(rescale_calibration(bad, wide, 4, 64), CalibrationError);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // memory prediction is exact (the same byte counts enter both sides).
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -41,18 +42,33 @@ TEST(CompareCli, CalibrateThenCompare) {
     EXPECT_NE(out.find(layout), std::string::npos) << layout << "\n" << out;
   nlohmann::json cal = nlohmann::json::parse(slurp(dir + "/cal.json"));
   EXPECT_EQ(cal["format"], "paci-calibration");
-  EXPECT_EQ(cal["version"], 2);
+  EXPECT_EQ(cal["version"], 3);
+  // The GEMM curve: the default grid, widths 64 x {1/2, 3/4, 1, 3/2, 2} by 2 x 32 tokens x {1/2, 1, 2}.
+  ASSERT_TRUE(cal.contains("gemm")) << cal.dump();
+  EXPECT_EQ(cal["gemm"]["points"].size(), 15u);
+  EXPECT_EQ(cal["gemm"]["vocab"], 512);
+  for (const auto& p : cal["gemm"]["points"]) EXPECT_GT(p["mlp"]["f"].get<double>(), 0);
   // The two halves of a block are fitted apart (the split run separates them).
   EXPECT_GT(cal["attention"]["f"].get<double>(), 0);
   EXPECT_GT(cal["mlp"]["f"].get<double>(), 0);
   ASSERT_EQ(run(fmt::format("compare --schedule paci --stages 2 --microbatches 4 --steps 6 --accum 2 {} "
-                            "--calibration {}/cal.json --json {}/c.json --trace {}/c.trace.json --svg {}/c.svg",
+                            "--calibration {}/cal.json --json {}/c.json --trace {}/c.trace.json --svg {}/c.svg "
+                            "--repeat 3",
                             kModel, dir, dir, dir, dir),
                 &out),
             0)
       << out;
   nlohmann::json c = nlohmann::json::parse(slurp(dir + "/c.json"));
   const double m = c["measured"]["step_time"], p = c["predicted"]["step_time"];
+  // --repeat 3: the measured step time is the median of the three runs' (after one warm-up run).
+  ASSERT_EQ(c["measured"]["step_times"].size(), 3u);
+  std::vector<double> times = c["measured"]["step_times"];
+  std::sort(times.begin(), times.end());
+  EXPECT_DOUBLE_EQ(m, times[1]);
+  EXPECT_EQ(c["repeat"], 3);
+  EXPECT_EQ(c["warmup_runs"], 1);
+  EXPECT_THAT(out, HasSubstr("measured: median step time of 3 runs ("));
+  EXPECT_THAT(out, HasSubstr("after 1 warm-up run not counted"));
   ASSERT_GT(m, 0);
   ASSERT_GT(p, 0);
   // The printed step-time error is (predicted - measured) / measured, to the printed 0.1%.
@@ -103,6 +119,25 @@ TEST(CompareCli, BadInputsAreClearErrors) {
   std::ofstream(bad) << "{\"format\": \"paci-calibration\", \"version\": 7}";
   EXPECT_EQ(run(fmt::format("compare {} --calibration {}", kModel, bad), &out), 2);
   EXPECT_THAT(out, HasSubstr("calibration version 7 is not supported"));
+  // The measurement flags: one line naming the flag and what is allowed, exit code 2.
+  const std::pair<std::string, std::string> cases[] = {
+      {"compare --repeat 0", "--repeat must be an integer in 1..100 (measured runs of the schedule; got 0)"},
+      {"compare --repeat 101", "--repeat must be an integer in 1..100"},
+      {"compare --warmup-runs -1", "--warmup-runs must be an integer in 0..100"},
+      {"calibrate --repeat 0", "--repeat must be an integer in 1..100 (runs of each calibration layout; got 0)"},
+      {"calibrate --warmup-steps 101", "--warmup-steps must be an integer in 0..100"},
+      {"calibrate --gemm-widths 0", "--gemm-widths must be \"default\", \"none\" or a comma-separated list of 1..32 "
+                                    "integers in 1..65536 (got \"0\")"},
+      {"calibrate --gemm-widths 64,x", "--gemm-widths must be \"default\", \"none\" or a comma-separated list"},
+      {"calibrate --gemm-tokens 64,,128", "--gemm-tokens must be \"default\", \"none\" or a comma-separated list"},
+      {"calibrate --gemm-widths none", "--gemm-widths and --gemm-tokens: give both lists or \"none\" for both"},
+  };
+  for (const auto& [args, message] : cases) {
+    const std::string where = args.rfind("calibrate", 0) == 0 ? " --out " + ::testing::TempDir() + "/x.json" : "";
+    EXPECT_EQ(run(fmt::format("{} {}{}", args, kModel, where), &out), 2) << args;
+    EXPECT_THAT(out, HasSubstr(message)) << args;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << args << ": " << out;
+  }
 }
 
 }  // namespace
