@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <optional>
-#include <queue>
 
 #include <fmt/format.h>
 
@@ -26,14 +24,75 @@ uint64_t mix(uint64_t x) {
 // Uniform in (0, 1) from a hash.
 double unit(uint64_t h) { return (static_cast<double>(h >> 11) + 0.5) * 0x1.0p-53; }
 
-// 32 bytes: the heap stays small (an event per device and the pending wake-ups) and in cache.
-// Ordered by time, then by the order of pushing: one 128-bit key (times are never negative,
-// and a non-negative double's bits order as it does).
+// An event: an action ends, or a device wakes up to look again (its data has landed).
 struct Event {
-  unsigned __int128 key;  // the time's bits, then the push count
-  double t;
   int32_t id;      // the action that ends, or -1: a wake-up of the device
   int32_t device;
+};
+
+// The pending events grouped by time: one bucket per distinct time, its events in the order
+// they were pushed (a list through a pool of nodes). Few times are pending at once (each
+// device has an action running and at most a wake-up; with uniform costs a handful of
+// distinct times), so the buckets are kept sorted by time in a small vector, the earliest at
+// head_, and most pushes are an append to a bucket instead of a heap's sift. Times are never
+// NaN; -0 and +0 are the same time.
+class EventQueue {
+ public:
+  bool empty() const { return head_ == buckets_.size(); }
+  void push(double t, Event e) {
+    int32_t k;
+    if (free_ >= 0) {
+      k = free_;
+      free_ = nodes_[k].next;
+      nodes_[k] = Node{e, -1};
+    } else {
+      k = static_cast<int32_t>(nodes_.size());
+      nodes_.push_back(Node{e, -1});
+    }
+    // The bucket of time t, searched from the latest: new times mostly fall at or near the end
+    // (an insertion moves the buckets after it anyway).
+    size_t i = buckets_.size();
+    while (i > head_ && buckets_[i - 1].t > t) --i;
+    if (i > head_ && buckets_[i - 1].t == t) {
+      nodes_[buckets_[i - 1].last].next = k;
+      buckets_[i - 1].last = k;
+    } else {
+      buckets_.insert(buckets_.begin() + static_cast<std::ptrdiff_t>(i), Bucket{t, k, k});
+    }
+  }
+  // Removes the earliest time's events and writes them to `out` in push order; returns the time.
+  double pop(std::vector<Event>& out) {
+    const Bucket b = buckets_[head_++];
+    if (head_ == buckets_.size()) {
+      buckets_.clear(), head_ = 0;
+    } else if (head_ >= 64 && 2 * head_ >= buckets_.size()) {  // drop the popped ones
+      buckets_.erase(buckets_.begin(), buckets_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+    out.clear();
+    for (int32_t k = b.first; k >= 0;) {
+      out.push_back(nodes_[k].e);
+      const int32_t next = nodes_[k].next;
+      nodes_[k].next = free_;
+      free_ = k;
+      k = next;
+    }
+    return b.t;
+  }
+
+ private:
+  struct Node {
+    Event e;
+    int32_t next;  // the bucket's next event, or in the free list the next free node; -1: none
+  };
+  struct Bucket {
+    double t;
+    int32_t first, last;  // its events' nodes
+  };
+  std::vector<Bucket> buckets_;  // by ascending time from head_ (those before it are popped)
+  size_t head_ = 0;
+  std::vector<Node> nodes_;
+  int32_t free_ = -1;
 };
 
 // Per action, what the event loop keeps (16 bytes); its duration, consumers and trace record
@@ -69,13 +128,7 @@ struct DeviceState {
 };
 
 constexpr int kKinds = 6;  // ActionKind values
-constexpr int kAhead = 8;  // how far ahead on a device's program to prefetch
-
-struct Later {
-  bool operator()(const Event& a, const Event& b) const {
-    return a.key > b.key;
-  }
-};
+constexpr int kAhead = 8; // how far ahead on a device's program to prefetch
 
 class Engine {
  public:
@@ -92,12 +145,7 @@ class Engine {
   void arrive(int64_t id, int device, int64_t from, double t);
   void dispatch(int d, double t);
   void dispatch_dynamic(int d, double t);  // the PACI runtime policy's choice
-  void push(double t, int64_t id, int device) {
-    const double time = t + 0.0;  // -0 as +0
-    uint64_t bits;
-    std::memcpy(&bits, &time, sizeof bits);
-    heap_.push(Event{(static_cast<unsigned __int128>(bits) << 64) | seq_++, t, static_cast<int32_t>(id), device});
-  }
+  void push(double t, int64_t id, int device) { queue_.push(t, Event{static_cast<int32_t>(id), device}); }
   void sample(double t, int d) {  // the device's activation memory changed
     const MemorySample m{t, d, dev_[d].mem};
     metrics_->add(m);
@@ -183,13 +231,13 @@ class Engine {
   std::vector<int> version_;   // per stage: OPTs finished
   std::vector<double> act_, freed_by_i_;
   std::vector<double> work_;  // recompute: the whole activations a B holds while it runs
+  std::vector<double> send_time_, grad_time_;  // per stage: transfer time of its activation, its input gradient
   // Devices to dispatch at the current time, one bit each: picked in index order.
   std::vector<uint64_t> dirty_;
   void mark_dirty(int d) { dirty_[d >> 6] |= uint64_t{1} << (d & 63); }
   int busy_count_ = 0;      // devices computing now
   bool contended_ = false;  // the cost model has a contention term
-  std::priority_queue<Event, std::vector<Event>, Later> heap_;
-  uint64_t seq_ = 0;
+  EventQueue queue_;
   size_t done_ = 0, events_ = 0;
   std::vector<std::vector<int64_t>> order_;  // realised order per device (ids)
 
@@ -344,11 +392,16 @@ void Engine::finish(int64_t id, int d, double t) {
       arrive(c, dst, id, t);
       continue;
     }
-    double bytes = transfer_bytes(a, c);
+    // An FB's output depends on the consumer; any other action's is its stage's activation
+    // (F) or input gradient, whose transfer time is known in advance.
+    const double took = a.kind == ActionKind::FB ? c_.transfer_time(transfer_bytes(a, c))
+                        : a.kind == ActionKind::F ? send_time_[a.stage]
+                                                  : grad_time_[a.stage];
     double begin = std::max({t, dv.send_free, dev_[dst].recv_free});
-    double end = begin + c_.transfer_time(bytes);
+    double end = begin + took;
     dv.send_free = dev_[dst].recv_free = end;
-    if (o_.keep_trace) trace_.transfers.push_back({static_cast<int32_t>(id), static_cast<int32_t>(c), d, dst, begin, end, bytes});
+    if (o_.keep_trace)
+      trace_.transfers.push_back({static_cast<int32_t>(id), static_cast<int32_t>(c), d, dst, begin, end, transfer_bytes(a, c)});
     // The arrival time is known now (links serve requests in order), so no event is needed:
     // the consumer's device is woken at `end` if it waits for it.
     arrive(c, dst, id, end);
@@ -433,6 +486,8 @@ SimResult Engine::run() {
   }
   act_.resize(S);
   work_.assign(S, 0);
+  send_time_.resize(S);
+  grad_time_.resize(S);
   freed_by_i_.resize(S);
   for (int st = 0; st < S; ++st) {
     const StageCost& c = c_.stage(st);
@@ -443,6 +498,8 @@ SimResult Engine::run() {
     m.workspace += c.workspace_bytes;
     m.stashed += (copies[st] - 1) * extra_copy_bytes(c, s_.policy);
     act_[st] = c.activation_bytes;
+    send_time_[st] = c_.transfer_time(c.send_bytes);
+    grad_time_[st] = c_.transfer_time(c.grad_send_bytes);
     freed_by_i_[st] = c.freed_by_i;
     if (recomputes_forward(s_.policy)) {
       // Between F and B a stage keeps only its input (the previous stage's output; the first
@@ -509,11 +566,11 @@ SimResult Engine::run() {
 
   double t = 0;
   for (int d = 0; d < D; ++d) dispatch(d, t);
-  while (!heap_.empty()) {
-    t = heap_.top().t;
-    while (!heap_.empty() && heap_.top().t == t) {
-      Event e = heap_.top();
-      heap_.pop();
+  std::vector<Event> now;  // the events at time t
+  while (!queue_.empty()) {
+    t = queue_.pop(now);
+    // Applying them pushes nothing: actions start in dispatch() below.
+    for (const Event& e : now) {
       ++events_;
       if (e.id >= 0) {
         finish(e.id, e.device, t);
@@ -565,7 +622,7 @@ SimResult Engine::run() {
   double last_end = 0;
   for (int d = 0; d < D; ++d)
     for (int64_t id = dev_[d].first; id < dev_[d].first + dev_[d].size; ++id)
-      if (const double end = span(id, d).second; last < 0 || end >= last_end) last = id, last_end = end;
+      if (const double end = span(id, d).end; last < 0 || end >= last_end) last = id, last_end = end;
   for (int64_t x = last; x >= 0; x = node_[x].from) r.critical_path.push_back(x);
   std::reverse(r.critical_path.begin(), r.critical_path.end());
   r.critical_actions.reserve(r.critical_path.size());

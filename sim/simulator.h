@@ -87,7 +87,7 @@ struct SimResult {
   // trace is not kept).
   TraceMetrics metrics;
   double dag_bound = 0;                 // when SimOptions::dag_bound
-  size_t events = 0;                    // heap events processed (action ends, wake-ups)
+  size_t events = 0;                    // events processed (action ends, wake-ups)
   // The order the dynamic policy realised (simulate_paci_policy); empty for simulate(),
   // which runs the given programs as they are.
   Schedule realised;

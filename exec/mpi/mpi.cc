@@ -4,6 +4,10 @@
 #define OMPI_SKIP_MPICXX 1
 #include <mpi/mpi.h>
 
+#include <sched.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +26,29 @@ struct Header {
   uint32_t magic = kMagic;
   int32_t kind = 0, stage = 0, mb = 0;
   int64_t count = 0;
+};
+
+// How a rank waits for a message: it polls MPI_Test, giving its core away between polls
+// (sched_yield) for the first kSpin of a wait, then sleeps in naps that double from 20 us up to
+// kMaxNap. A message that arrives is taken within about one nap, so a receive on the critical
+// path is late by at most kMaxNap (naps capped at 2 ms let a rank sleep up to 2 ms past its
+// message), while a long wait in a pipeline bubble holds the core only for kSpin.
+class Poller {
+ public:
+  void pause() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - start_ < kSpin) {
+      sched_yield();
+      return;
+    }
+    std::this_thread::sleep_for(nap_);
+    if (nap_ < kMaxNap) nap_ = std::min(kMaxNap, 2 * nap_);
+  }
+
+ private:
+  static constexpr std::chrono::microseconds kSpin{1000}, kMaxNap{200};
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::microseconds nap_{20};
 };
 
 void check(int rc, const char* what) {
@@ -87,7 +114,7 @@ int MpiSession::next_tag() {
 void MpiSession::wait(Requests& r, const std::string& what, std::chrono::milliseconds timeout) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto deadline = t0 + timeout;
-  auto nap = std::chrono::microseconds(20);
+  Poller poller;
   std::vector<char> done(r.req.size(), 0);
   while (true) {
     bool all = true;
@@ -111,8 +138,7 @@ void MpiSession::wait(Requests& r, const std::string& what, std::chrono::millise
           "stuck: rank {} waited {:.1f} s at {} for rank{} {} ({}): {} stopped answering (--stall-timeout)",
           rank_, timeout.count() / 1000.0, what, n > 1 ? "s" : "", peers, kinds, n > 1 ? "they" : "that rank"));
     }
-    std::this_thread::sleep_for(nap);
-    if (nap < std::chrono::microseconds(2000)) nap *= 2;
+    poller.pause();
   }
 }
 
@@ -232,6 +258,7 @@ void MpiTransport::reap_sends(bool wait) {
     if (wait && !done) {
       // Bounded: a rank that never takes its message must not keep this one alive.
       const auto deadline = std::chrono::steady_clock::now() + stall_timeout_;
+      Poller poller;
       while (!done) {
         if (std::chrono::steady_clock::now() > deadline) {
           int me = 0;
@@ -243,7 +270,7 @@ void MpiTransport::reap_sends(bool wait) {
           MPI_Abort(MPI_COMM_WORLD, 1);
           std::_Exit(1);
         }
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        poller.pause();
         MPI_Test(&(*it)->req, &done, MPI_STATUS_IGNORE);
       }
     }
@@ -284,7 +311,7 @@ bool MpiTransport::recv(const MessageKey& key, float* out, size_t n, std::chrono
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   int done = 0;
   MPI_Status status;
-  auto nap = std::chrono::microseconds(20);
+  Poller poller;
   while (true) {
     check(MPI_Test(&req, &done, &status), "MPI_Test");
     if (done) break;
@@ -294,8 +321,7 @@ bool MpiTransport::recv(const MessageKey& key, float* out, size_t n, std::chrono
       MPI_Wait(&req, MPI_STATUS_IGNORE);
       return false;
     }
-    std::this_thread::sleep_for(nap);
-    if (nap < std::chrono::microseconds(2000)) nap *= 2;
+    poller.pause();
   }
   int bytes = 0;
   MPI_Get_count(&status, MPI_BYTE, &bytes);

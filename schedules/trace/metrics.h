@@ -100,8 +100,15 @@ class MetricsBuilder {
   inline void add(const MemorySample& m);
   TraceMetrics finish() const;
   RecordedVersions versions() const;
-  // (start, end) of the k-th action fed for the device.
-  const std::pair<double, double>& span(int device, size_t k) const { return spans_[dev_[device].first + k]; }
+  // (start, end) of an action. Left uninitialised until the action is fed: every span is
+  // written once, so the buffer (16 bytes an action) is not zeroed first.
+  struct Span {
+    double start, end;
+    Span() {}  // NOLINT: no initialisation, on purpose
+    Span(double s, double e) : start(s), end(e) {}
+  };
+  // The k-th action fed for the device (k < the actions fed).
+  const Span& span(int device, size_t k) const { return spans_[dev_[device].first + k]; }
 
  private:
   struct Device {
@@ -126,7 +133,7 @@ class MetricsBuilder {
   bool any_ = false;
   double start_ = 0, end_ = 0;        // +inf, -inf before the first action
   std::vector<Device> dev_;
-  std::vector<std::pair<double, double>> spans_;  // (start, end) of each action, device by device
+  std::vector<Span> spans_;                      // of each action, device by device
   std::vector<int> updates_;                     // OPTs per stage
   struct Versions {
     int fwd = -1, bwd = -1;  // recorded by its forward and its backward (B or I)
