@@ -285,9 +285,8 @@ TEST(Calibration, BalancedCompositionsCoverTheModel) {
 namespace paci {
 namespace {
 
-// Rescaling by FLOPs: to the same shape it changes nothing; twice the tokens doubles every
-// GEMM-bound piece; parameters are those of the new model exactly.
-TEST(Calibration, RescaledByFlopsToAnotherModel) {
+// A calibration of the base shape (width 128, 4 x 64 tokens, vocabulary 4096) with known pieces.
+Calibration base_calibration() {
   Calibration c;
   c.source = "test";
   c.micro_batch = 4, c.seq_len = 64, c.layers = 4;
@@ -298,8 +297,20 @@ TEST(Calibration, RescaledByFlopsToAnotherModel) {
   c.embedding = {1e-4, 1e-4, 1e-4, 0, 500, 532000, 0};
   c.stage = {1e-4, 1e-4, 0, 0, 0, 0, 8192};
   c.boundary_bytes = 4 * 64 * 128 * 4;
+  return c;
+}
+
+GptConfig base_model() {
   GptConfig m;
   m.layers = 4, m.channels = 128, m.heads = 4, m.vocab_size = m.padded_vocab = 4096, m.seq_len = 64;
+  return m;
+}
+
+// Rescaling by FLOPs: to the same shape it changes nothing; twice the tokens doubles every
+// GEMM-bound piece; parameters are those of the new model exactly.
+TEST(Calibration, RescaledByFlopsToAnotherModel) {
+  const Calibration c = base_calibration();
+  const GptConfig m = base_model();
   EXPECT_TRUE(calibrated_for(c, m, 4, 64));
   EXPECT_TRUE(calibrated_for(c, [&] { GptConfig d = m; d.layers = 6; return d; }(), 4, 64));  // depth is free
   const Calibration same = rescale_calibration(c, m, 4, 64);
@@ -335,27 +346,6 @@ TEST(Calibration, RescaledByFlopsToAnotherModel) {
 
 namespace paci {
 namespace {
-
-// A calibration of the base shape (width 128, 4 x 64 tokens, vocabulary 4096) with known pieces.
-Calibration base_calibration() {
-  Calibration c;
-  c.source = "test";
-  c.micro_batch = 4, c.seq_len = 64, c.layers = 4;
-  c.channels = 128, c.heads = 4, c.vocab = 4096, c.tied = false;
-  c.attention = {1e-3, 2e-3, 1.2e-3, 0.8e-3, 1000, 66000, 0};
-  c.mlp = {2e-3, 4e-3, 2.2e-3, 1.8e-3, 2000, 132000, 0};
-  c.head = {5e-3, 9e-3, 5e-3, 4e-3, 3000, 530000, 0};
-  c.embedding = {1e-4, 1e-4, 1e-4, 0, 500, 532000, 0};
-  c.stage = {1e-4, 1e-4, 0, 0, 0, 0, 8192};
-  c.boundary_bytes = 4 * 64 * 128 * 4;
-  return c;
-}
-
-GptConfig base_model() {
-  GptConfig m;
-  m.layers = 4, m.channels = 128, m.heads = 4, m.vocab_size = m.padded_vocab = 4096, m.seq_len = 64;
-  return m;
-}
 
 // A 2 x 2 grid (widths 128, 256; 256 and 512 tokens): GEMM seconds chosen so that no two points
 // have the same seconds per FLOP.
