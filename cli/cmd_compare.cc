@@ -131,7 +131,7 @@ void add_calibrate_command(CLI::App& app) {
   cmd->add_option("--microbatches,-M", f->microbatches, "Micro-batches per measured step")->capture_default_str();
   cmd->add_option("--steps,-N", f->steps, "Measured steps per run (after the warm-up steps)")->capture_default_str();
   cmd->add_option("--repeat", f->repeat,
-                  "Runs of each calibration layout (and of the contention pair), interleaved; each piece is "
+                  "Runs of each calibration layout (and of the two-device contention run), interleaved; each piece is "
                   "fitted from each stage's durations over all of them (their mean within 2.5x of the median; 1..100)")
       ->capture_default_str();
   cmd->add_option("--warmup-steps", f->warmup_steps,
@@ -184,9 +184,9 @@ void add_calibrate_command(CLI::App& app) {
         1e3 * c.head.f,
         1e3 * c.head.b, 1e3 * c.embedding.f, 1e3 * c.stage.f);
     std::cout << fmt::format("contention (slowdown per other busy device): F {:+.1f}%, B {:+.1f}%, I {:+.1f}%, W "
-                             "{:+.1f}%, OPT {:+.1f}%\n",
+                             "{:+.1f}%, OPT {:+.1f}%, FB {:+.1f}%\n",
                              100 * c.contention[0], 100 * c.contention[1], 100 * c.contention[2],
-                             100 * c.contention[3], 100 * c.contention[4]);
+                             100 * c.contention[3], 100 * c.contention[4], 100 * c.contention[5]);
     std::cout << "wrote " << f->out << "\n";
   });
 }

@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <chrono>
-#include <exception>
 #include <memory>
-#include <thread>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -65,6 +63,38 @@ Schedule calibration_schedule(int S, int M, int N) {
     }
     if ((m + 1) % M == 0)
       for (int st = 0; st < S; ++st) p.push_back(Opt(st));
+  }
+  return s;
+}
+
+Schedule calibration_pipeline_schedule(int M, int N) {
+  Schedule s;
+  s.name = "calibration";
+  s.spec = {2, 1, M, N};
+  s.accum = M;
+  s.stage_device = {0, 1};
+  s.programs.resize(2);
+  auto backward = [](std::vector<Action>& p, int st, int m) {
+    if (m % 2 == 0) {
+      p.push_back(Bwd(st, m));
+    } else {
+      p.push_back(BwdI(st, m));
+      p.push_back(BwdW(st, m));
+    }
+  };
+  constexpr int kAhead = 2;
+  for (int n = 0; n < N; ++n) {
+    const int m0 = n * M;
+    auto &p0 = s.programs[0], &p1 = s.programs[1];
+    for (int j = 0; j < std::min(kAhead, M); ++j) p0.push_back(Fwd(0, m0 + j));
+    for (int j = 0; j < M; ++j) {
+      if (j + kAhead < M) p0.push_back(Fwd(0, m0 + j + kAhead));
+      backward(p0, 0, m0 + j);
+      p1.push_back(Fwd(1, m0 + j));
+      backward(p1, 1, m0 + j);
+    }
+    p0.push_back(Opt(0));
+    p1.push_back(Opt(1));
   }
   return s;
 }
@@ -228,13 +258,19 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, const CalibrateO
                        "warm-up, {} run{})...\n", S, S > 1 ? "s" : "", format_layout(part), M, B, T, N, W, K,
                        K > 1 ? "s" : "");
   }
-  log << fmt::format("calibrate: measuring contention: partition {} twice at once ({} time{})...\n",
-                     format_layout(parts[1]), K, K > 1 ? "s" : "");
-  // Every layout once per round, then the contention pair: a slow spell of the machine hits
+  // Contention: E + the first half of the blocks | the rest + H on two devices at once.
+  std::vector<StagePartition> pipe;
+  if (L >= 1) {
+    pipe = partition_from_units(model, {0, L + 1, U});
+    log << fmt::format("calibrate: measuring contention: 2 stages on 2 devices, partition {} ({} micro-batches of "
+                       "{}x{}, {} steps after {} warm-up, {} run{})...\n", format_layout(pipe), M, B, T, N, W, K,
+                       K > 1 ? "s" : "");
+  }
+  // Every layout once per round, then the contention run: a slow spell of the machine hits
   // the runs of one round, not one layout's.
   std::vector<std::vector<Trace>> traces(parts.size());
   std::vector<std::vector<StageMemory>> memory(parts.size());
-  std::vector<Trace> together[2];
+  std::vector<Trace> pipelined;
   // The GEMM curve's rounds go with the runs, so that it sees the same spells of the machine.
   std::unique_ptr<GemmCurveTimer> gemm;
   const int gemm_rounds = std::max(2, (8 + K - 1) / K);
@@ -255,23 +291,10 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, const CalibrateO
       traces[k].push_back(without_warmup(std::move(r.trace), W, M));
       if (rep == 0) memory[k] = r.memory;
     }
-    // Contention: the whole-model run again, as two copies at once on two threads (two devices
-    // sharing this machine's memory bandwidth and caches), against the same run alone.
-    MeasuredRun pair[2];
-    std::exception_ptr failed[2];
-    std::vector<std::thread> copies;
-    for (int k = 0; k < 2; ++k)
-      copies.emplace_back([&, k] {
-        try {
-          pair[k] = measure(calibration_schedule(1, M, N + W), model, parts[1], B, T, o.seed + k, device);
-        } catch (...) {
-          failed[k] = std::current_exception();
-        }
-      });
-    for (auto& t : copies) t.join();
-    for (auto& f : failed)
-      if (f) std::rethrow_exception(f);
-    for (int k = 0; k < 2; ++k) together[k].push_back(without_warmup(std::move(pair[k].trace), W, M));
+    if (!pipe.empty()) {
+      MeasuredRun r = measure(calibration_pipeline_schedule(M, N + W), model, pipe, B, T, o.seed, device);
+      pipelined.push_back(without_warmup(std::move(r.trace), W, M));
+    }
   }
   std::vector<Trace> runs;
   for (const auto& t : traces) runs.push_back(pooled(t));
@@ -291,8 +314,15 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, const CalibrateO
   } catch (const CalibrationError& e) {
     throw RunError(e.what());
   }
-  const Trace t0 = pooled(together[0]), t1 = pooled(together[1]);
-  c.contention = fit_contention(runs[1], {&t0, &t1});
+  if (!pipe.empty()) {
+    std::vector<const Trace*> p;
+    for (const Trace& t : pipelined) p.push_back(&t);
+    try {
+      c.contention = fit_contention(p, cost_for_partition(c, compositions(pipe)));
+    } catch (const CalibrationError& e) {
+      throw RunError(e.what());
+    }
+  }
   // In-process transfers are one copy of the message; time it.
   const size_t n = static_cast<size_t>(B) * T * model.channels;
   std::vector<float> a(n, 1.0f), b(n);

@@ -32,6 +32,14 @@ MeasuredRun measure(const Schedule& s, const GptConfig& model, const std::vector
 // after every M micro-batches. Nothing overlaps, so each action's time is its own.
 Schedule calibration_schedule(int stages, int M, int N);
 
+// The contention run: two stages on two devices, overlapping. Device 0 runs its forwards
+// two micro-batches ahead of its backwards (F0 F1 F2 b0 F3 b1 ...), device 1 each
+// micro-batch's forward and then its backward; backwards whole (even micro-batches) or I then
+// W (odd ones) as in calibration_schedule; a flush, an OPT on each device, after every M.
+// Every kind runs both while the other device computes and while it waits; no trainable
+// schedule of the registry orders a step this way.
+Schedule calibration_pipeline_schedule(int M, int N);
+
 std::vector<StageComposition> compositions(const std::vector<StagePartition>& partition);
 
 // The same run `warmup + repeat` times (each rank the same under mpirun): the first `warmup`
@@ -52,7 +60,7 @@ RepeatedRun measure_repeated(const Schedule& s, const GptConfig& model, const st
 struct CalibrateOptions {
   int microbatches = 4, steps = 3;  // of each measured run (after its warm-up steps)
   uint64_t seed = 1;
-  int repeat = 3;        // runs of each layout (and of the contention pair), interleaved
+  int repeat = 3;        // runs of each layout (and of the contention run), interleaved
   int warmup_steps = 1;  // steps at the start of every run that are not counted
   // The GEMM curve's grid; no widths: no curve. default_gemm_* give the defaults.
   std::vector<int> gemm_widths, gemm_tokens;
@@ -66,7 +74,9 @@ std::vector<int> default_gemm_tokens(int tokens);
 // splits block 0 between its halves, E+0.5,0.5,(L-1)+H: the MLP half is a stage of its own), plus `also` (a partition the user will
 // run, measured too) when given, each `repeat` times, fitted into per-piece costs from the
 // robust mean (robust_mean) of each stage's durations over all its runs (the warm-up steps of
-// every run left out); the contention term likewise from `repeat` pairs; transfer bandwidth from timing a copy
+// every run left out); the contention term from `repeat` runs of calibration_pipeline_schedule
+// on the partition E + the first half of the blocks | the rest + H, against the pieces' fit
+// (fit_contention); transfer bandwidth from timing a copy
 // of one activation message; and the GEMM curve (GemmCurveTimer, its rounds spread over the
 // K rounds of runs).
 Calibration calibrate_cpu(const GptConfig& model, int B, int T, const CalibrateOptions& options, std::ostream& log,

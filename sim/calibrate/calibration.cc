@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <iterator>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -181,37 +182,36 @@ Calibration fit_calibration(const std::vector<CalibrationRun>& runs) {
   return c;
 }
 
-std::array<double, 6> fit_contention(const Trace& alone, const std::vector<const Trace*>& together) {
+std::array<double, 6> fit_contention(const std::vector<const Trace*>& runs, const CostModel& base) {
+  std::array<double, 6> num{}, den{};
+  double pooled_num = 0, pooled_den = 0;
+  for (const Trace* t : runs) {
+    // Each device's actions by start time, to count the others computing at a start.
+    std::vector<std::vector<const TraceAction*>> by_device(std::max(0, t->devices()));
+    for (const TraceAction& a : t->actions)
+      if (a.device >= 0 && a.device < t->devices() && a.end > a.start) by_device[a.device].push_back(&a);
+    for (auto& v : by_device)
+      std::sort(v.begin(), v.end(), [](const TraceAction* x, const TraceAction* y) { return x->start < y->start; });
+    auto computing = [&](int device, double at) {  // does `device` compute at time `at`?
+      const auto& v = by_device[device];
+      auto it = std::upper_bound(v.begin(), v.end(), at, [](double x, const TraceAction* a) { return x < a->start; });
+      return it != v.begin() && (*std::prev(it))->end > at;  // the last action started by `at`
+    };
+    for (int d = 0; d < t->devices(); ++d)
+      for (const TraceAction* a : by_device[d]) {
+        const int k = static_cast<int>(a->action.kind);
+        if (k < 0 || k >= 6) continue;
+        const double b = base.duration(a->action), dur = a->end - a->start;
+        if (!(b > 0) || dur > kRobustBand * b || dur * kRobustBand < b) continue;
+        int n = 0;
+        for (int o = 0; o < t->devices(); ++o) n += o != d && computing(o, a->start);
+        num[k] += n * (dur - b), den[k] += n * n * b;
+        pooled_num += n * (dur - b), pooled_den += n * n * b;
+      }
+  }
+  const double pooled = pooled_den > 0 ? std::max(0.0, pooled_num / pooled_den) : 0.0;
   std::array<double, 6> out{};
-  if (together.size() < 2) return out;
-  const int S = alone.stages();
-  // durations[kind][stage] of a trace
-  auto collect = [S](const Trace& t, std::array<std::vector<std::vector<double>>, 6>& d) {
-    for (auto& k : d) k.assign(S, {});
-    for (const TraceAction& a : t.actions)
-      if (a.action.stage >= 0 && a.action.stage < S && static_cast<int>(a.action.kind) < 6)
-        d[static_cast<int>(a.action.kind)][a.action.stage].push_back(a.end - a.start);
-  };
-  std::array<std::vector<std::vector<double>>, 6> one, many;
-  collect(alone, one);
-  for (auto& k : many) k.assign(S, {});
-  for (const Trace* t : together) {
-    std::array<std::vector<std::vector<double>>, 6> d;
-    collect(*t, d);
-    for (int k = 0; k < 6; ++k)
-      for (int s = 0; s < S; ++s) many[k][s].insert(many[k][s].end(), d[k][s].begin(), d[k][s].end());
-  }
-  const double others = static_cast<double>(together.size()) - 1;
-  for (int k = 0; k < 6; ++k) {
-    double num = 0, den = 0;
-    for (int s = 0; s < S; ++s) {
-      if (one[k][s].empty() || many[k][s].empty()) continue;
-      const double a = robust_mean(one[k][s]), b = robust_mean(many[k][s]);
-      if (!(a > 0)) continue;
-      num += a * (b / a - 1), den += a;
-    }
-    if (den > 0 && others > 0) out[k] = std::max(0.0, num / den / others);
-  }
+  for (int k = 0; k < 6; ++k) out[k] = den[k] > 0 ? std::max(0.0, num[k] / den[k]) : pooled;
   return out;
 }
 

@@ -88,8 +88,8 @@ struct Calibration {
   double opt_seconds_per_param = 0;
   double latency = 0, bandwidth = 0;  // transfers between stages
   double bytes_per_param = 4;         // weights; gradients the same; AdamW state twice that
-  // Slowdown per other computing device, per action kind (CostModel::contention), measured
-  // by running the calibration's whole-model run twice at once (fit_contention); all 0 when
+  // Slowdown per other computing device, per action kind (CostModel::contention), fitted
+  // from a two-device pipelined run of the calibration's own (fit_contention); all 0 when
   // not measured.
   std::array<double, 6> contention{};
   // Single-threaded GEMM times over a range of widths and token counts (empty: not measured;
@@ -128,11 +128,17 @@ struct CalibrationRun {
 };
 Calibration fit_calibration(const std::vector<CalibrationRun>& runs);
 
-// The contention term from the same schedule run alone (`alone`) and as two (or more) copies
-// at once (`together`, each trace one copy): per action kind, the robust mean duration of each
-// stage together over alone, minus 1, averaged over the stages weighted by their time alone,
-// divided by the number of other copies; never below 0. Kinds missing from either are 0.
-std::array<double, 6> fit_contention(const Trace& alone, const std::vector<const Trace*>& together);
+// The contention term from runs that compute on several devices at once (each trace one run;
+// their clocks need not agree), against `base`, the same stages' costs without contention
+// (the fit of the single-device runs, cost_for_partition). The simulator slows an action of
+// kind k that starts while n other devices compute by (1 + s_k x n); the fit is that model's
+// least-squares s_k over the runs' actions, weighted by their base duration b:
+//   s_k = sum n (d - b) / sum n^2 b,
+// d the measured duration, n counted from the trace the same way (another device's action
+// with start <= t < end at the action's start t). Actions whose d / b is beyond kRobustBand
+// either way (a preemption) are left out. Never below 0. A kind no action of which started
+// while another device computed gets the value pooled over all kinds (0 if none did).
+std::array<double, 6> fit_contention(const std::vector<const Trace*>& runs, const CostModel& base);
 
 // The calibration of model `to` at micro-batches of B x T, from one of another width, depth,
 // vocabulary or micro-batch size. With a GEMM curve (c.gemm), each piece's F, I and W (time t,

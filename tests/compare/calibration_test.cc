@@ -197,28 +197,52 @@ TEST(Calibration, JsonRoundTripPredictsTheSame) {
   }
 }
 
-// Two copies of a run at once, each action 30% slower in F, 10% in B and not at all in W than
-// alone (one other copy busy): the fit recovers exactly those slowdowns, and the cost model of
-// any partition carries them.
+// A two-device run whose every action is slowed by (1 + s_k x n), n the other devices
+// computing at its start (the simulator's contention term, so the simulator makes the
+// synthetic runs): the fit against the same costs without contention recovers each s_k to
+// rounding; a kind that never starts while another device computes gets the pooled value,
+// one preempted action (3x its time) is left out, and a single-device run measures nothing.
 TEST(Calibration, ContentionIsRecoveredFromRunsWithAKnownSlowdown) {
-  Truth truth, slow;
-  for (int k = 0; k < 4; ++k) {
-    const double f[4] = {1.3, 1.1, 1.2, 1.0};
-    for (double* x : {&slow.stage[k], &slow.emb[k], &slow.attn[k], &slow.mlp[k], &slow.head[k]}) *x *= f[k];
-  }
+  CostModel base;
+  base.stages.resize(2);
+  base.stages[0].f = 0.011, base.stages[0].b = 0.023, base.stages[0].i = 0.013, base.stages[0].w = 0.009;
+  base.stages[1].f = 0.017, base.stages[1].b = 0.029, base.stages[1].i = 0.019, base.stages[1].w = 0.007;
+  base.stages[0].opt = 0.0031, base.stages[1].opt = 0.0047;
+  // Transfers take time, so that no two actions start at the same instant: the simulator
+  // counts the one that happens to start first as busy for the other, a measured trace has
+  // no such ties.
+  base.latency = 0.0013;
+  const std::array<double, 6> s = {0.3, 0.1, 0.2, 0.0, 0.05, 0.0};
+  CostModel slow = base;
+  slow.contention = s;
+  // 1F1B gives F, B and OPT; ZB-H1 gives F, I, W and OPT.
+  Trace a = simulate(gen_1f1b(2, 8, 2), slow).trace, b = simulate(gen_zb_h1(2, 8, 2), slow).trace;
+  const std::array<double, 6> got = fit_contention({&a, &b}, base);
+  for (int k = 0; k < 5; ++k) EXPECT_NEAR(got[k], s[k], 1e-9) << kContentionKinds[k];
+  EXPECT_GT(got[5], 0.0);  // FB: not in the runs, so the pooled value of the others
+  // A preempted action does not move the fit.
+  Trace preempted = a;
+  for (TraceAction& x : preempted.actions)
+    if (x.action.kind == ActionKind::F && x.device == 1 && x.action.mb == 3) x.end = x.start + 3 * (x.end - x.start);
+  EXPECT_NEAR(fit_contention({&preempted, &b}, base)[0], s[0], 1e-9);
+  // Faster than the base (noise) is no contention; one device alone measures nothing.
+  CostModel slower = base;
+  for (StageCost& st : slower.stages)
+    for (double* x : {&st.f, &st.b, &st.i, &st.w, &st.opt}) *x *= 2;
+  for (double x : fit_contention({&a, &b}, slower)) EXPECT_EQ(x, 0.0);
+  Schedule one_device;  // both stages on device 0, one micro-batch after another
+  one_device.name = "one device";
+  one_device.spec = {1, 2, 4, 1};
+  one_device.accum = 4;
+  one_device.stage_device = {0, 0};
+  one_device.programs.resize(1);
+  for (int m = 0; m < 4; ++m)
+    for (Action x : {Fwd(0, m), Fwd(1, m), Bwd(1, m), Bwd(0, m)}) one_device.programs[0].push_back(x);
+  for (int st = 0; st < 2; ++st) one_device.programs[0].push_back(Opt(st));
+  const Trace alone = simulate(one_device, slow).trace;
+  for (double x : fit_contention({&alone}, base)) EXPECT_EQ(x, 0.0);
+  // The fitted term is what the calibration's cost model and its file carry.
   std::vector<StageComposition> one = {comp(true, 4, true)};
-  Trace alone = synthetic_trace(one, truth), a = synthetic_trace(one, slow), b = synthetic_trace(one, slow);
-  const std::array<double, 6> s = fit_contention(alone, {&a, &b});
-  EXPECT_NEAR(s[0], 0.3, 1e-12);
-  EXPECT_NEAR(s[1], 0.1, 1e-12);
-  EXPECT_NEAR(s[2], 0.2, 1e-12);
-  EXPECT_NEAR(s[3], 0.0, 1e-12);
-  EXPECT_EQ(s[4], 0.0);  // no OPT in the traces: not measured
-  // Faster together (noise) is no contention (W, as fast either way, to rounding).
-  const std::array<double, 6> none = fit_contention(a, {&alone, &alone});
-  for (double x : none) EXPECT_NEAR(x, 0.0, 1e-12);
-  // One copy alone measures nothing.
-  for (double x : fit_contention(alone, {&a})) EXPECT_EQ(x, 0.0);
   Calibration c;
   c.layers = 4;
   c.attention.f = c.mlp.f = 1, c.attention.b = c.mlp.b = 2;

@@ -48,6 +48,13 @@ TEST(CompareCli, CalibrateThenCompare) {
   EXPECT_EQ(cal["gemm"]["points"].size(), 15u);
   EXPECT_EQ(cal["gemm"]["vocab"], 512);
   for (const auto& p : cal["gemm"]["points"]) EXPECT_GT(p["mlp"]["f"].get<double>(), 0);
+  // Contention from the two-device run of its own (the model split after half its blocks),
+  // a slowdown >= 0 for every kind.
+  EXPECT_THAT(out, HasSubstr("measuring contention: 2 stages on 2 devices, partition E+1.5,1.5+H"));
+  for (const char* k : {"F", "B", "I", "W", "OPT", "FB"}) {
+    ASSERT_TRUE(cal["contention"].contains(k)) << k << " " << cal.dump();
+    EXPECT_GE(cal["contention"][k].get<double>(), 0) << k;
+  }
   // The two halves of a block are fitted apart (the split run separates them).
   EXPECT_GT(cal["attention"]["f"].get<double>(), 0);
   EXPECT_GT(cal["mlp"]["f"].get<double>(), 0);
