@@ -311,17 +311,13 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, const CalibrateO
   Calibration c;
   try {
     c = fit_calibration(fit_runs);
+    if (!pipe.empty()) {
+      std::vector<const Trace*> p;
+      for (const Trace& t : pipelined) p.push_back(&t);
+      c.contention = fit_contention(p, cost_for_partition(c, compositions(pipe)));
+    }
   } catch (const CalibrationError& e) {
     throw RunError(e.what());
-  }
-  if (!pipe.empty()) {
-    std::vector<const Trace*> p;
-    for (const Trace& t : pipelined) p.push_back(&t);
-    try {
-      c.contention = fit_contention(p, cost_for_partition(c, compositions(pipe)));
-    } catch (const CalibrationError& e) {
-      throw RunError(e.what());
-    }
   }
   // In-process transfers are one copy of the message; time it.
   const size_t n = static_cast<size_t>(B) * T * model.channels;

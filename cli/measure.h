@@ -36,8 +36,8 @@ Schedule calibration_schedule(int stages, int M, int N);
 // two micro-batches ahead of its backwards (F0 F1 F2 b0 F3 b1 ...), device 1 each
 // micro-batch's forward and then its backward; backwards whole (even micro-batches) or I then
 // W (odd ones) as in calibration_schedule; a flush, an OPT on each device, after every M.
-// Every kind runs both while the other device computes and while it waits; no trainable
-// schedule of the registry orders a step this way.
+// Its actions start both while the other device computes and while it is idle; no
+// trainable schedule of the registry orders a step this way.
 Schedule calibration_pipeline_schedule(int M, int N);
 
 std::vector<StageComposition> compositions(const std::vector<StagePartition>& partition);

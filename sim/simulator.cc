@@ -128,7 +128,7 @@ struct DeviceState {
 };
 
 constexpr int kKinds = 6;  // ActionKind values
-constexpr int kAhead = 8; // how far ahead on a device's program to prefetch
+constexpr int kAhead = 8;  // how far ahead on a device's program to prefetch
 
 class Engine {
  public:
