@@ -2,6 +2,7 @@
 // model and print what a user needs to choose one: step time, throughput, bubbles, memory per
 // device and weight-version drift. Writes JSON summaries, Chrome/Perfetto traces and SVG
 // timelines on request.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -16,6 +17,7 @@
 #include "cli/model_flags.h"
 #include "schedules/analysis.h"
 #include "schedules/formats.h"
+#include "schedules/huge_pages.h"
 #include "schedules/registry.h"
 #include "schedules/files.h"
 #include "schedules/trace/chrome.h"
@@ -483,6 +485,13 @@ void run_sim(const SimFlags& f) {
     if (!sf.file.empty()) throw UsageError("--sweep generates schedules: use --schedule or --compare");
     run_sweep(names, f);
     return;
+  }
+  // A generated schedule's size is known from the flags: for a large one, the heap its
+  // vectors come from is made of huge pages first (huge_pages.h); some 100 bytes an action
+  // cover the programs, the index and a summary simulation's buffers.
+  if (sf.file.empty()) {
+    const double actions = 3.0 * sf.stages * sf.virtual_stages.value_or(1) * sf.microbatches * sf.steps;
+    if (actions > 0) prepare_huge_heap(static_cast<size_t>(std::min(1e11, 100 * actions)));
   }
   std::vector<Outcome> all;
   for (const auto& n : names) all.push_back(run_one(n, f, false));

@@ -10,6 +10,7 @@ Schedule gen_gpipe(int P, int M, int N) {
   Schedule s = linear_skeleton("gpipe", P, M, N, M, WeightPolicy::kCurrent);
   for (int st = 0; st < P; ++st) {
     auto& prog = s.programs[st];
+    prog.reserve(static_cast<size_t>(N) * (2 * M + 1));  // its final size: no regrowth
     for (int k = 0; k < N; ++k) {
       for (int j = 0; j < M; ++j) prog.push_back(Fwd(st, k * M + j));
       for (int j = 0; j < M; ++j) prog.push_back(Bwd(st, k * M + j));

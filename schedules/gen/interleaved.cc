@@ -34,6 +34,7 @@ Schedule gen_interleaved_1f1b(int D, int M, int N, int v) {
   const int total = M * v;
   for (int d = 0; d < D; ++d) {
     auto& prog = s.programs[d];
+    prog.reserve(static_cast<size_t>(N) * (2 * total + v));  // its final size: no regrowth
     const int warmup = std::min(total, 2 * (D - 1 - d) + (v - 1) * D);
     for (int k = 0; k < N; ++k) {
       auto F = [&](int i) { prog.push_back(Fwd(fwd_order[i].first * D + d, k * M + fwd_order[i].second)); };

@@ -16,6 +16,7 @@ Schedule gen_zb_h1(int P, int M, int N) {
   Schedule s = linear_skeleton("zb-h1", P, M, N, M, WeightPolicy::kCurrent);
   for (int st = 0; st < P; ++st) {
     auto& prog = s.programs[st];
+    prog.reserve(static_cast<size_t>(N) * (3 * M + 1));  // its final size: no regrowth
     for (int k = 0; k < N; ++k) {
       const int base = k * M;
       const int warmup = std::min(P - st, M);
