@@ -19,6 +19,17 @@
 
 namespace paci {
 
+// Addresses rounded to 4 KiB pages, and a range [lo, hi) of whole pages advised for huge pages.
+inline uintptr_t page_down(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) & ~uintptr_t{4095};
+}
+inline uintptr_t page_up(const void* p) { return page_down(static_cast<const char*>(p) + 4095); }
+inline void advise_huge(uintptr_t lo, uintptr_t hi) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
+#endif
+}
+
 // v.reserve(n), the storage advised for huge pages when it spans a few of them.
 template <class T>
 void reserve_huge(std::vector<T>& v, size_t n) {
@@ -26,9 +37,7 @@ void reserve_huge(std::vector<T>& v, size_t n) {
 #ifdef __linux__
   const size_t bytes = n * sizeof(T);
   if (bytes < (4u << 20)) return;
-  const uintptr_t page = 4096, lo = (reinterpret_cast<uintptr_t>(v.data()) + page - 1) & ~(page - 1);
-  const uintptr_t hi = (reinterpret_cast<uintptr_t>(v.data()) + bytes) & ~(page - 1);
-  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
+  advise_huge(page_up(v.data()), page_down(reinterpret_cast<const char*>(v.data()) + bytes));
 #endif
 }
 
@@ -37,9 +46,7 @@ void reserve_huge(std::vector<T>& v, size_t n) {
 template <class T>
 void populate(std::vector<T>& v, size_t n) {
 #if defined(__linux__) && defined(MADV_POPULATE_WRITE)
-  const uintptr_t page = 4096;
-  const uintptr_t lo = reinterpret_cast<uintptr_t>(v.data() + v.size()) & ~(page - 1);
-  const uintptr_t hi = (reinterpret_cast<uintptr_t>(v.data() + n) + page - 1) & ~(page - 1);
+  const uintptr_t lo = page_down(v.data() + v.size()), hi = page_up(v.data() + n);
   if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE);
 #endif
 }
@@ -62,11 +69,9 @@ inline void prepare_huge_heap(size_t bytes) {
   void* probe = malloc(8 << 20);
   mallopt(M_TOP_PAD, 128 << 10);  // glibc's default again for any later growth
   if (!probe) return;
-  const uintptr_t page = 4096;
-  const uintptr_t lo = (reinterpret_cast<uintptr_t>(probe) + page - 1) & ~(page - 1);
-  const uintptr_t hi = reinterpret_cast<uintptr_t>(sbrk(0)) & ~(page - 1);
+  const uintptr_t lo = page_up(probe), hi = page_down(sbrk(0));
   free(probe);
-  if (hi > lo && hi - lo <= bytes + (16u << 20)) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
+  if (hi <= lo + bytes + (16u << 20)) advise_huge(lo, hi);  // (probe was carved from the heap)
 #else
   (void)bytes;
 #endif
