@@ -89,7 +89,7 @@ int run_cli(int argc, char** argv) {
       ->callback([] {
         const CpuFeatures f = cpu_features();
         std::cout << "blas: " << blas_description() << "\n"
-                  << "cpu: " << (f.amd ? "AMD" : "other vendor") << ", AVX " << (f.avx ? "yes" : "no")
+                  << "cpu: " << cpu_vendor(f) << ", AVX " << (f.avx ? "yes" : "no")
                   << ", AVX2+FMA " << (f.avx2_fma ? "yes" : "no") << ", AVX-512 "
                   << (f.avx512 ? "yes" : "no") << "\n";
       });

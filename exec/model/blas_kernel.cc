@@ -44,8 +44,13 @@ CpuFeatures cpu_features() {
   f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
   f.amd = __builtin_cpu_is("amd");
+  f.intel = __builtin_cpu_is("intel");
 #endif
   return f;
+}
+
+const char* cpu_vendor(const CpuFeatures& cpu) {
+  return cpu.amd ? "AMD" : cpu.intel ? "Intel" : "other vendor";
 }
 
 int kernel_tier(const std::string& k) {

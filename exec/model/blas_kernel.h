@@ -26,8 +26,9 @@ std::string blas_description();
 // Instruction-set tiers: 0 generic (SSE), 1 AVX, 2 AVX2 + FMA, 3 AVX-512 (F, BW, DQ, VL).
 struct CpuFeatures {
   bool avx = false, avx2_fma = false, avx512 = false;
-  bool amd = false;
+  bool amd = false, intel = false;
 };
+const char* cpu_vendor(const CpuFeatures& cpu);  // "AMD", "Intel" or "other vendor"
 CpuFeatures cpu_features();
 int kernel_tier(const std::string& kernel);  // of an OpenBLAS kernel name; unknown: 0
 // The kernel to switch to, or "" to keep `current`: the best tier the CPU supports when it

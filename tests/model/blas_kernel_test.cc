@@ -35,6 +35,15 @@ TEST(BlasKernel, FallbackIsReplacedByTheBestTheCpuSupports) {
   EXPECT_EQ("SkylakeX", better_blas_kernel("Haswell", features(3)));
 }
 
+TEST(BlasKernel, VendorNamesTheMaker) {
+  CpuFeatures f;
+  EXPECT_STREQ("other vendor", cpu_vendor(f));
+  f.amd = true;
+  EXPECT_STREQ("AMD", cpu_vendor(f));
+  f.amd = false, f.intel = true;
+  EXPECT_STREQ("Intel", cpu_vendor(f));
+}
+
 TEST(BlasKernel, AGoodChoiceIsKept) {
   EXPECT_EQ("", better_blas_kernel("SkylakeX", features(3)));
   EXPECT_EQ("", better_blas_kernel("Zen", features(2, true)));
