@@ -85,10 +85,11 @@ int run_cli(int argc, char** argv) {
   cli::add_calibrate_command(app);
   cli::add_compare_command(app);
   cli::add_plan_command(app);
-  app.add_subcommand("info", "What this machine runs: the BLAS library and kernel, CPU features")
+  app.add_subcommand("info", "What this machine runs: the BLAS library and kernel, the CPU model, CPU features")
       ->callback([] {
         const CpuFeatures f = cpu_features();
         std::cout << "blas: " << blas_description() << "\n"
+                  << "machine: " << cpu_model() << "\n"
                   << "cpu: " << cpu_vendor(f) << ", AVX " << (f.avx ? "yes" : "no")
                   << ", AVX2+FMA " << (f.avx2_fma ? "yes" : "no") << ", AVX-512 "
                   << (f.avx512 ? "yes" : "no") << "\n";

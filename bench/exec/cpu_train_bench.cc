@@ -268,22 +268,6 @@ std::string fmt(const char* f, double x) {
   return buf;
 }
 
-// "model name (family F, model M)" of the first CPU in /proc/cpuinfo.
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line, name = "unknown", family, model;
-  auto value = [&line] {
-    const size_t colon = line.find(':');
-    return colon == std::string::npos ? std::string() : line.substr(colon + 2);
-  };
-  while (std::getline(in, line) && !line.empty()) {
-    if (line.rfind("model name", 0) == 0) name = value();
-    if (line.rfind("cpu family", 0) == 0) family = value();
-    if (line.rfind("model\t", 0) == 0) model = value();
-  }
-  return name + (family.empty() ? "" : " (family " + family + ", model " + model + ")");
-}
-
 std::string loadavg() {
   std::ifstream in("/proc/loadavg");
   std::string a, b, c;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <cstring>
 
 extern "C" char* openblas_get_corename(void);
@@ -51,6 +52,21 @@ CpuFeatures cpu_features() {
 
 const char* cpu_vendor(const CpuFeatures& cpu) {
   return cpu.amd ? "AMD" : cpu.intel ? "Intel" : "other vendor";
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, name = "unknown", family, model;
+  auto value = [&line] {
+    const size_t colon = line.find(':');
+    return colon == std::string::npos || colon + 2 > line.size() ? std::string() : line.substr(colon + 2);
+  };
+  while (std::getline(in, line) && !line.empty()) {
+    if (line.rfind("model name", 0) == 0) name = value();
+    if (line.rfind("cpu family", 0) == 0) family = value();
+    if (line.rfind("model\t", 0) == 0) model = value();
+  }
+  return name + (family.empty() ? "" : " (family " + family + ", model " + model + ")");
 }
 
 int kernel_tier(const std::string& k) {

@@ -29,6 +29,9 @@ struct CpuFeatures {
   bool amd = false, intel = false;
 };
 const char* cpu_vendor(const CpuFeatures& cpu);  // "AMD", "Intel" or "other vendor"
+// "model name (family F, model M)" of the first CPU in /proc/cpuinfo, for logs and result
+// tables: family and model tell apart CPUs that share a name ("Intel(R) Xeon(R) Processor" in VMs).
+std::string cpu_model();
 CpuFeatures cpu_features();
 int kernel_tier(const std::string& kernel);  // of an OpenBLAS kernel name; unknown: 0
 // The kernel to switch to, or "" to keep `current`: the best tier the CPU supports when it
