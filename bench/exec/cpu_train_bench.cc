@@ -4,7 +4,7 @@
 //   cpu_train_bench [--cases tiny:4:64,gpt2-124m:1:256] [--threads 1,2] [--min_seconds S]
 //                   [--md PATH] [--csv PATH] [--commit SHA] [--date D]
 //
-// Throughput: a training step is forward + backward + AdamW (+ zero_grad) of the whole model
+// Throughput: a training step is forward + backward + AdamW (which zeroes the grads) of the whole model
 // as one StageModel; FLOPs by llm.c's convention (flops_per_token in config.h). The sgemm
 // reference times cblas_sgemm alone at every linear-layer GEMM of that step (forward NT,
 // input-gradient NN, weight-gradient TN), weighted by how often the step runs each shape.
@@ -184,8 +184,7 @@ TrainResult time_training(Backend& be, const GptConfig& cfg, int B, int T, doubl
     const double b = since(t0);
     t0 = Clock::now();
     if (cfg.tied_embeddings) sum_tied_embedding_grads(m, m);
-    opt.step(m.params(), m.grads());
-    m.zero_grad();
+    opt.step(m.params(), m.grads());  // also zeroes the gradients
     const double o = since(t0);
     return std::array<double, 4>{f, b, o, loss};
   };

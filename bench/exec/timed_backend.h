@@ -182,7 +182,7 @@ class TimedBackend final : public Backend {
     Timer t(this, Op::kSoftmaxXentBackward);
     in_.softmax_xent_backward(dlogits, probs, targets, dloss, N, V);
   }
-  void adamw_update(float* params, const float* grads, float* m, float* v, size_t n, double lr,
+  void adamw_update(float* params, float* grads, float* m, float* v, size_t n, double lr,
                     double beta1, double beta2, double beta1_pow, double beta2_pow, double eps,
                     double weight_decay) override {
     Timer t(this, Op::kAdamW);

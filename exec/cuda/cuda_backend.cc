@@ -734,7 +734,7 @@ void CudaBackend::softmax_xent_backward(float* dlogits, const float* probs, cons
 }
 
 // ---- AdamW ----
-void CudaBackend::adamw_update(float* params, const float* grads, float* m, float* v, size_t n,
+void CudaBackend::adamw_update(float* params, float* grads, float* m, float* v, size_t n,
                                double lr, double beta1, double beta2, double beta1_pow,
                                double beta2_pow, double eps, double weight_decay) {
   ScopedContext scope(impl_->ctx);

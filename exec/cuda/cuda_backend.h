@@ -158,7 +158,7 @@ class CudaBackend final : public Backend {
                             int N, int V) override;
   void softmax_xent_backward(float* dlogits, const float* probs, const int* targets, float dloss,
                              int N, int V) override;
-  void adamw_update(float* params, const float* grads, float* m, float* v, size_t n, double lr,
+  void adamw_update(float* params, float* grads, float* m, float* v, size_t n, double lr,
                     double beta1, double beta2, double beta1_pow, double beta2_pow, double eps,
                     double weight_decay) override;
 

@@ -247,12 +247,13 @@ __global__ void gelu_backward_kernel(float* din, const float* in, const float* d
   }
 }
 
-__global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, size_t n,
+__global__ void adamw_kernel(float* params, float* grads, float* m, float* v, size_t n,
                              float lr, float b1, float b2, float c1, float c2, float eps,
                              float wd) {
   for (size_t i = global_tid(); i < n; i += grid_stride()) {
     float p = params[i], mi = m[i], vi = v[i];
     adamw_step(p, grads[i], mi, vi, lr, b1, b2, c1, c2, eps, wd);
+    grads[i] = 0.f;  // consumed (backend.h)
     m[i] = mi;
     v[i] = vi;
     params[i] = p;
@@ -600,7 +601,7 @@ cudaError_t launch_softmax_xent_backward(float* dlogits, const float* probs, con
   return cudaGetLastError();
 }
 
-cudaError_t launch_adamw(float* params, const float* grads, float* m, float* v, size_t n,
+cudaError_t launch_adamw(float* params, float* grads, float* m, float* v, size_t n,
                          float lr, float beta1, float beta2, float c1, float c2, float eps,
                          float weight_decay, cudaStream_t s) {
   if (n == 0) return cudaSuccess;

@@ -68,7 +68,7 @@ cudaError_t launch_softmax_xent_backward(float* dlogits, const float* probs, con
                                          float dloss, int N, int V, cudaStream_t s);
 
 // c1 = 1/(1−β1^t), c2 = 1/(1−β2^t), computed by the caller in double.
-cudaError_t launch_adamw(float* params, const float* grads, float* m, float* v, size_t n,
+cudaError_t launch_adamw(float* params, float* grads, float* m, float* v, size_t n,
                          float lr, float beta1, float beta2, float c1, float c2, float eps,
                          float weight_decay, cudaStream_t s);
 

@@ -101,8 +101,9 @@ class BackendT {
 
   // AdamW over n values with bias correction (beta1_pow = β1^t, beta2_pow = β2^t):
   // m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
-  // p −= lr·( m̂ / (√v̂ + eps) + weight_decay·p ).
-  virtual void adamw_update(T* params, const T* grads, T* m, T* v, size_t n, double lr,
+  // p −= lr·( m̂ / (√v̂ + eps) + weight_decay·p ); then g = 0 (the gradients are consumed:
+  // the next step accumulates into zeros, with no separate zeroing pass).
+  virtual void adamw_update(T* params, T* grads, T* m, T* v, size_t n, double lr,
                             double beta1, double beta2, double beta1_pow, double beta2_pow,
                             double eps, double weight_decay) = 0;
 };

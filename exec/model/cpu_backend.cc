@@ -129,7 +129,7 @@ void CpuBackendT<T>::softmax_xent_backward(T* dlogits, const T* probs, const int
   cpu::softmax_xent_backward(dlogits, probs, targets, dloss, N, V, threads_);
 }
 template <typename T>
-void CpuBackendT<T>::adamw_update(T* params, const T* grads, T* m, T* v, size_t n, double lr,
+void CpuBackendT<T>::adamw_update(T* params, T* grads, T* m, T* v, size_t n, double lr,
                                   double beta1, double beta2, double beta1_pow, double beta2_pow,
                                   double eps, double weight_decay) {
   cpu::adamw_update(params, grads, m, v, n, lr, beta1, beta2, beta1_pow, beta2_pow, eps,

@@ -61,7 +61,7 @@ class CpuBackendT : public BackendT<T> {
                             int V) override;
   void softmax_xent_backward(T* dlogits, const T* probs, const int* targets, T dloss, int N,
                              int V) override;
-  void adamw_update(T* params, const T* grads, T* m, T* v, size_t n, double lr, double beta1,
+  void adamw_update(T* params, T* grads, T* m, T* v, size_t n, double lr, double beta1,
                     double beta2, double beta1_pow, double beta2_pow, double eps,
                     double weight_decay) override;
 

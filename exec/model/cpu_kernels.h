@@ -33,6 +33,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace paci {
@@ -666,24 +667,75 @@ void softmax_xent_backward(T* dlogits, const T* probs, const int* targets, T dlo
 }
 
 // ---- optimizer ----
+//
+// AdamW is one pass over params, grads, m and v (28 bytes read and written per value, more
+// than any other kernel of a step): it also clears each gradient as it reads it, so no
+// separate zeroing pass follows. The element loop is compiled twice, for the build's SSE
+// and for AVX2 (chosen at run time): its operations (+, −, ·, /, √) are correctly rounded
+// IEEE operations and nothing is contracted into an FMA (the avx2 target enables no FMA),
+// so both give the same bits, those of kernel_math.h's adamw_step (tests/cuda checks both).
 
 template <typename T>
-void adamw_update(T* params, const T* grads, T* m, T* v, size_t n, double lr, double beta1,
+struct AdamwCoeffs {
+  T b1, b2, c1, c2, lr, eps, wd;
+};
+
+template <typename T>
+AdamwCoeffs<T> adamw_coeffs(double lr, double beta1, double beta2, double beta1_pow,
+                            double beta2_pow, double eps, double weight_decay) {
+  return {static_cast<T>(beta1), static_cast<T>(beta2), static_cast<T>(1.0 / (1.0 - beta1_pow)),
+          static_cast<T>(1.0 / (1.0 - beta2_pow)), static_cast<T>(lr), static_cast<T>(eps),
+          static_cast<T>(weight_decay)};
+}
+
+// Elements [i0, i1): the update, and grads set to 0. Inlined into each ISA's wrapper below.
+template <typename T>
+[[gnu::always_inline]] inline void adamw_elements(T* params, T* grads, T* m, T* v, size_t i0,
+                                                  size_t i1, const AdamwCoeffs<T>& c) {
+  for (size_t i = i0; i < i1; ++i) {
+    const T g = grads[i];
+    const T mi = c.b1 * m[i] + (T(1) - c.b1) * g;
+    const T vi = c.b2 * v[i] + (T(1) - c.b2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    grads[i] = T(0);
+    const T mhat = mi * c.c1, vhat = vi * c.c2;
+    params[i] -= c.lr * (mhat / (std::sqrt(vhat) + c.eps) + c.wd * params[i]);
+  }
+}
+
+inline void adamw_elements_sse(float* params, float* grads, float* m, float* v, size_t i0,
+                               size_t i1, const AdamwCoeffs<float>& c) {
+  adamw_elements(params, grads, m, v, i0, i1, c);
+}
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) inline void adamw_elements_avx2(float* params, float* grads,
+                                                                float* m, float* v, size_t i0,
+                                                                size_t i1,
+                                                                const AdamwCoeffs<float>& c) {
+  adamw_elements(params, grads, m, v, i0, i1, c);
+}
+inline bool have_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+#endif
+
+// params −= AdamW step; m, v updated; grads zeroed (see above). `threads` split the elements.
+template <typename T>
+void adamw_update(T* params, T* grads, T* m, T* v, size_t n, double lr, double beta1,
                   double beta2, double beta1_pow, double beta2_pow, double eps, double weight_decay,
                   int threads = 1) {
-  const T b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2);
-  const T c1 = static_cast<T>(1.0 / (1.0 - beta1_pow)),
-          c2 = static_cast<T>(1.0 / (1.0 - beta2_pow));
-  const T tlr = static_cast<T>(lr), teps = static_cast<T>(eps), twd = static_cast<T>(weight_decay);
+  const AdamwCoeffs<T> c =
+      adamw_coeffs<T>(lr, beta1, beta2, beta1_pow, beta2_pow, eps, weight_decay);
   parallel_for(threads, n, kElementGrain, [=](size_t i0, size_t i1) {
-    for (size_t i = i0; i < i1; ++i) {
-      const T g = grads[i];
-      const T mi = b1 * m[i] + (T(1) - b1) * g;
-      const T vi = b2 * v[i] + (T(1) - b2) * g * g;
-      m[i] = mi;
-      v[i] = vi;
-      const T mhat = mi * c1, vhat = vi * c2;
-      params[i] -= tlr * (mhat / (std::sqrt(vhat) + teps) + twd * params[i]);
+    if constexpr (std::is_same_v<T, float>) {
+#if defined(__x86_64__)
+      if (have_avx2()) return adamw_elements_avx2(params, grads, m, v, i0, i1, c);
+#endif
+      adamw_elements_sse(params, grads, m, v, i0, i1, c);
+    } else {
+      adamw_elements(params, grads, m, v, i0, i1, c);
     }
   });
 }

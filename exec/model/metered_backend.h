@@ -137,7 +137,7 @@ class MeteredBackend : public Backend {
                              int V) override {
     inner_.softmax_xent_backward(dlogits, probs, targets, dloss, N, V);
   }
-  void adamw_update(float* params, const float* grads, float* m, float* v, size_t n, double lr, double beta1,
+  void adamw_update(float* params, float* grads, float* m, float* v, size_t n, double lr, double beta1,
                     double beta2, double beta1_pow, double beta2_pow, double eps, double weight_decay) override {
     inner_.adamw_update(params, grads, m, v, n, lr, beta1, beta2, beta1_pow, beta2_pow, eps, weight_decay);
   }

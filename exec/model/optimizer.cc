@@ -36,13 +36,13 @@ AdamW::~AdamW() {
   backend_.free(v_);
 }
 
-double AdamW::step(float* params, const float* grads) {
+double AdamW::step(float* params, float* grads) {
   const double lr = lr_at(cfg_, t_);
   ++t_;
   const double b1_pow = std::pow(cfg_.beta1, static_cast<double>(t_));
   const double b2_pow = std::pow(cfg_.beta2, static_cast<double>(t_));
   // One call per tensor: weight decay differs between matrices and vectors. The alignment
-  // gaps between tensors hold zeros and are skipped.
+  // gaps between tensors hold zeros and are skipped (they stay zero).
   for (const TensorInfo& t : layout_.tensors) {
     backend_.adamw_update(params + t.offset, grads + t.offset, m_ + t.offset, v_ + t.offset, t.size,
                           lr, cfg_.beta1, cfg_.beta2, b1_pow, b2_pow, cfg_.eps,

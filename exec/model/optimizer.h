@@ -35,7 +35,9 @@ class AdamW {
   AdamW& operator=(const AdamW&) = delete;
 
   // One update of params from grads with lr_at(config, t); then t += 1. Returns the lr used.
-  double step(float* params, const float* grads);
+  // Leaves grads zero (each value is cleared as the update reads it), ready to accumulate
+  // the next step: no zero_grad() is needed after it.
+  double step(float* params, float* grads);
 
   int64_t steps_taken() const { return t_; }
   void set_steps_taken(int64_t t) { t_ = t; }  // for resuming from a checkpoint

@@ -396,8 +396,7 @@ struct PipelineRuntime::Impl {
         ((schedule.policy == WeightPolicy::kStash || schedule.policy == WeightPolicy::kForward) &&
          g.refs.count(g.version)))
       keep_current_version(g);
-    const double lr = g.opt->step(g.model->params(), g.model->grads());
-    g.model->zero_grad();
+    const double lr = g.opt->step(g.model->params(), g.model->grads());  // and zeroes grads
     ++g.version;
     rec.version = g.version;
     const int k = g.version - 1 - config.first_update;  // relative update index

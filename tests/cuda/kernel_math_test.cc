@@ -129,9 +129,9 @@ TEST(KernelMath, AdamwMatchesCpuBitwise) {
     m[i] = 0.01f * d(gen);
     v[i] = 1e-3f * std::fabs(d(gen));
   }
-  auto p2 = p, m2 = m, v2 = v;
+  auto p2 = p, m2 = m, v2 = v, g2 = g;
   const double b1 = 0.9, b2 = 0.95, b1p = std::pow(b1, 3), b2p = std::pow(b2, 3);
-  cpu::adamw_update(p.data(), g.data(), m.data(), v.data(), n, 3e-4, b1, b2, b1p, b2p, 1e-8, 0.1);
+  cpu::adamw_update(p.data(), g2.data(), m.data(), v.data(), n, 3e-4, b1, b2, b1p, b2p, 1e-8, 0.1);
   const float c1 = static_cast<float>(1.0 / (1.0 - b1p)), c2 = static_cast<float>(1.0 / (1.0 - b2p));
   for (size_t i = 0; i < n; ++i) {
     adamw_step(p2[i], g[i], m2[i], v2[i], 3e-4f, 0.9f, 0.95f, c1, c2, 1e-8f, 0.1f);
@@ -139,6 +139,40 @@ TEST(KernelMath, AdamwMatchesCpuBitwise) {
   EXPECT_EQ(std::memcmp(p.data(), p2.data(), n * 4), 0);
   EXPECT_EQ(std::memcmp(m.data(), m2.data(), n * 4), 0);
   EXPECT_EQ(std::memcmp(v.data(), v2.data(), n * 4), 0);
+  for (size_t i = 0; i < n; ++i) ASSERT_EQ(g2[i], 0.f) << "gradient " << i << " not consumed";
+}
+
+// The CPU update is compiled for SSE and for AVX2 (picked at run time). Both bodies, over an
+// n that leaves a scalar tail, must give the scalar reference's bits: the operations are
+// correctly rounded and none is fused.
+TEST(KernelMath, AdamwSseAndAvx2BodiesAgreeBitwise) {
+  std::mt19937 gen(11);
+  std::normal_distribution<float> d(0.f, 1.f);
+  const size_t n = 1003;
+  std::vector<float> p(n), g(n), m(n), v(n);
+  for (size_t i = 0; i < n; ++i) {
+    p[i] = d(gen);
+    g[i] = 0.1f * d(gen);
+    m[i] = 0.01f * d(gen);
+    v[i] = 1e-3f * std::fabs(d(gen));
+  }
+  const cpu::AdamwCoeffs<float> c = cpu::adamw_coeffs<float>(3e-4, 0.9, 0.999, 0.9, 0.999, 1e-8, 0.1);
+  auto ref_p = p, ref_m = m, ref_v = v;
+  for (size_t i = 0; i < n; ++i) {
+    adamw_step(ref_p[i], g[i], ref_m[i], ref_v[i], c.lr, c.b1, c.b2, c.c1, c.c2, c.eps, c.wd);
+  }
+  auto check = [&](const char* body, auto fn) {
+    auto pp = p, gg = g, mm = m, vv = v;
+    fn(pp.data(), gg.data(), mm.data(), vv.data(), size_t{0}, n, c);
+    EXPECT_EQ(std::memcmp(pp.data(), ref_p.data(), n * 4), 0) << body;
+    EXPECT_EQ(std::memcmp(mm.data(), ref_m.data(), n * 4), 0) << body;
+    EXPECT_EQ(std::memcmp(vv.data(), ref_v.data(), n * 4), 0) << body;
+  };
+  check("sse", cpu::adamw_elements_sse);
+#if defined(__x86_64__)
+  if (!cpu::have_avx2()) GTEST_SKIP() << "no AVX2 on this CPU: only the SSE body was checked";
+  check("avx2", cpu::adamw_elements_avx2);
+#endif
 }
 
 TEST(KernelMath, SortedEmbeddingBackwardIsTheCpuOrder) {

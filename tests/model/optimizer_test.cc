@@ -64,6 +64,8 @@ TEST(AdamWTest, OneStepByHand) {
   EXPECT_NEAR(opt.m()[0], 0.02, 0.02 * 1e-6);
   EXPECT_NEAR(opt.v()[16], 0.05 * 0.09, 0.0045 * 1e-6);
   for (int i : {4, 8, 15, 19, 31}) EXPECT_EQ(p[i], 0.0f) << "alignment gap " << i;
+  // The step consumes the gradients: every value is zero, ready for the next accumulation.
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(g[i], 0.0f) << "gradient " << i;
 
   // Step 2 against the textbook formula in double.
   const double g2 = -0.1;
@@ -149,8 +151,9 @@ TEST(TrainingTest, OverfitsOneBatch) {
                    1.0f);
       }
       for (int s = 0; s < S; ++s) {
+        // No zero_grad(): the step leaves the gradients zero (were it not so, they would
+        // accumulate across steps and the loss would not fall).
         opts[s]->step(stages[s]->params(), stages[s]->grads());
-        stages[s]->zero_grad();
       }
       losses.push_back(loss);
     }
