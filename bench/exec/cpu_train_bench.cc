@@ -4,10 +4,11 @@
 //   cpu_train_bench [--cases tiny:4:64,gpt2-124m:1:256] [--threads 1,2] [--min_seconds S]
 //                   [--md PATH] [--csv PATH] [--commit SHA] [--date D]
 //
-// Throughput: a training step is forward + backward + AdamW (which zeroes the grads) of the whole model
-// as one StageModel; FLOPs by llm.c's convention (flops_per_token in config.h). The sgemm
-// reference times cblas_sgemm alone at every linear-layer GEMM of that step (forward NT,
-// input-gradient NN, weight-gradient TN), weighted by how often the step runs each shape.
+// Throughput: a training step is forward + backward + AdamW (which also zeroes the gradients)
+// of the whole model as one StageModel; FLOPs by llm.c's convention (flops_per_token in
+// config.h). The sgemm reference times cblas_sgemm alone at every linear-layer GEMM of that
+// step (forward NT, input-gradient NN, weight-gradient TN), weighted by how often the step
+// runs each shape.
 // Memory: tiny split into 4 stages (embedding | layer 0 | layer 1 | head) under 1F1B, the
 // runtime's measured peak slots in use × bytes per slot against analyze()'s in-flight peak.
 #include <cblas.h>

@@ -118,17 +118,28 @@ TEST(KernelMath, GeluMatchesCpu) {
   }
 }
 
-TEST(KernelMath, AdamwMatchesCpuBitwise) {
-  std::mt19937 gen(5);
+// An AdamW state of n values from `seed`: params ~ N(0, 1), grads 0.1·N, m 0.01·N, v 1e-3·|N|.
+struct AdamwState {
+  std::vector<float> p, g, m, v;
+};
+AdamwState random_adamw_state(unsigned seed, size_t n) {
+  std::mt19937 gen(seed);
   std::normal_distribution<float> d(0.f, 1.f);
-  const size_t n = 1000;
-  std::vector<float> p(n), g(n), m(n), v(n);
+  AdamwState s{std::vector<float>(n), std::vector<float>(n), std::vector<float>(n),
+               std::vector<float>(n)};
   for (size_t i = 0; i < n; ++i) {
-    p[i] = d(gen);
-    g[i] = 0.1f * d(gen);
-    m[i] = 0.01f * d(gen);
-    v[i] = 1e-3f * std::fabs(d(gen));
+    s.p[i] = d(gen);
+    s.g[i] = 0.1f * d(gen);
+    s.m[i] = 0.01f * d(gen);
+    s.v[i] = 1e-3f * std::fabs(d(gen));
   }
+  return s;
+}
+
+TEST(KernelMath, AdamwMatchesCpuBitwise) {
+  const size_t n = 1000;
+  AdamwState s = random_adamw_state(5, n);
+  std::vector<float> &p = s.p, &g = s.g, &m = s.m, &v = s.v;
   auto p2 = p, m2 = m, v2 = v, g2 = g;
   const double b1 = 0.9, b2 = 0.95, b1p = std::pow(b1, 3), b2p = std::pow(b2, 3);
   cpu::adamw_update(p.data(), g2.data(), m.data(), v.data(), n, 3e-4, b1, b2, b1p, b2p, 1e-8, 0.1);
@@ -146,16 +157,9 @@ TEST(KernelMath, AdamwMatchesCpuBitwise) {
 // n that leaves a scalar tail, must give the scalar reference's bits: the operations are
 // correctly rounded and none is fused.
 TEST(KernelMath, AdamwSseAndAvx2BodiesAgreeBitwise) {
-  std::mt19937 gen(11);
-  std::normal_distribution<float> d(0.f, 1.f);
   const size_t n = 1003;
-  std::vector<float> p(n), g(n), m(n), v(n);
-  for (size_t i = 0; i < n; ++i) {
-    p[i] = d(gen);
-    g[i] = 0.1f * d(gen);
-    m[i] = 0.01f * d(gen);
-    v[i] = 1e-3f * std::fabs(d(gen));
-  }
+  const AdamwState s = random_adamw_state(11, n);
+  const std::vector<float> &p = s.p, &g = s.g, &m = s.m, &v = s.v;
   const cpu::AdamwCoeffs<float> c = cpu::adamw_coeffs<float>(3e-4, 0.9, 0.999, 0.9, 0.999, 1e-8, 0.1);
   auto ref_p = p, ref_m = m, ref_v = v;
   for (size_t i = 0; i < n; ++i) {
