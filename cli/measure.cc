@@ -252,16 +252,22 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, const CalibrateO
   // E + block 0's attention half | its MLP half alone | the rest: the two halves apart.
   if (L >= 1) parts.push_back(partition_from_units(model, {0, 2, 3, U}));
   if (!o.also.empty() && std::find(parts.begin(), parts.end(), o.also) == parts.end()) parts.push_back(o.also);
+  // Contention: E + the first half of the blocks | the rest + H on two devices at once, each
+  // round paired with the same partition on one device just before it (fit_contention).
+  std::vector<StagePartition> pipe;
+  size_t pipe_alone = parts.size();
+  if (L >= 1) {
+    pipe = partition_from_units(model, {0, L + 1, U});
+    pipe_alone = std::find(parts.begin(), parts.end(), pipe) - parts.begin();
+    if (pipe_alone == parts.size()) parts.push_back(pipe);
+  }
   for (const auto& part : parts) {
     const int S = static_cast<int>(part.size());
     log << fmt::format("calibrate: measuring {} stage{}, partition {} ({} micro-batches of {}x{}, {} steps after {} "
                        "warm-up, {} run{})...\n", S, S > 1 ? "s" : "", format_layout(part), M, B, T, N, W, K,
                        K > 1 ? "s" : "");
   }
-  // Contention: E + the first half of the blocks | the rest + H on two devices at once.
-  std::vector<StagePartition> pipe;
-  if (L >= 1) {
-    pipe = partition_from_units(model, {0, L + 1, U});
+  if (!pipe.empty()) {
     log << fmt::format("calibrate: measuring contention: 2 stages on 2 devices, partition {} ({} micro-batches of "
                        "{}x{}, {} steps after {} warm-up, {} run{})...\n", format_layout(pipe), M, B, T, N, W, K,
                        K > 1 ? "s" : "");
@@ -285,7 +291,9 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, const CalibrateO
   }
   for (int rep = 0; rep < K; ++rep) {
     for (int r = 0; gemm && r < gemm_rounds; ++r) gemm->round();
-    for (size_t k = 0; k < parts.size(); ++k) {
+    for (size_t j = 0; j < parts.size(); ++j) {
+      // The contention run's partition alone comes last, just before the contention run.
+      const size_t k = j < pipe_alone ? j : j + 1 < parts.size() ? j + 1 : pipe_alone;
       const int S = static_cast<int>(parts[k].size());
       MeasuredRun r = measure(calibration_schedule(S, M, N + W), model, parts[k], B, T, o.seed, device);
       traces[k].push_back(without_warmup(std::move(r.trace), W, M));
@@ -312,9 +320,9 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, const CalibrateO
   try {
     c = fit_calibration(fit_runs);
     if (!pipe.empty()) {
-      std::vector<const Trace*> p;
-      for (const Trace& t : pipelined) p.push_back(&t);
-      c.contention = fit_contention(p, cost_for_partition(c, compositions(pipe)));
+      std::vector<ContentionRound> rounds;
+      for (size_t r = 0; r < pipelined.size(); ++r) rounds.push_back({&pipelined[r], &traces[pipe_alone][r]});
+      c.contention = fit_contention(rounds);
     }
   } catch (const CalibrationError& e) {
     throw RunError(e.what());

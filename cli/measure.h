@@ -75,8 +75,9 @@ std::vector<int> default_gemm_tokens(int tokens);
 // run, measured too) when given, each `repeat` times, fitted into per-piece costs from the
 // robust mean (robust_mean) of each stage's durations over all its runs (the warm-up steps of
 // every run left out); the contention term from `repeat` runs of calibration_pipeline_schedule
-// on the partition E + the first half of the blocks | the rest + H, against the pieces' fit
-// (fit_contention); transfer bandwidth from timing a copy
+// on the partition E + the first half of the blocks | the rest + H, each against the same
+// partition run on one device just before it in the same round (fit_contention; that
+// single-device run is one of the fitted layouts too); transfer bandwidth from timing a copy
 // of one activation message; and the GEMM curve (GemmCurveTimer, its rounds spread over the
 // K rounds of runs).
 Calibration calibrate_cpu(const GptConfig& model, int B, int T, const CalibrateOptions& options, std::ostream& log,

@@ -182,36 +182,88 @@ Calibration fit_calibration(const std::vector<CalibrationRun>& runs) {
   return c;
 }
 
-std::array<double, 6> fit_contention(const std::vector<const Trace*>& runs, const CostModel& base) {
+namespace {
+
+// One run's evidence for the contention term, per action kind: sum n (d - b) and sum n^2 b over
+// its actions of duration d and uncontended duration b = base(action) (> 0; actions with d / b
+// beyond kRobustBand are left out), n the other devices computing at the action's start.
+struct ContentionSums {
   std::array<double, 6> num{}, den{};
-  double pooled_num = 0, pooled_den = 0;
-  for (const Trace* t : runs) {
-    // Each device's actions by start time, to count the others computing at a start.
-    std::vector<std::vector<const TraceAction*>> by_device(std::max(0, t->devices()));
-    for (const TraceAction& a : t->actions)
-      if (a.device >= 0 && a.device < t->devices() && a.end > a.start) by_device[a.device].push_back(&a);
-    for (auto& v : by_device)
-      std::sort(v.begin(), v.end(), [](const TraceAction* x, const TraceAction* y) { return x->start < y->start; });
-    auto computing = [&](int device, double at) {  // does `device` compute at time `at`?
-      const auto& v = by_device[device];
-      auto it = std::upper_bound(v.begin(), v.end(), at, [](double x, const TraceAction* a) { return x < a->start; });
-      return it != v.begin() && (*std::prev(it))->end > at;  // the last action started by `at`
-    };
-    for (int d = 0; d < t->devices(); ++d)
-      for (const TraceAction* a : by_device[d]) {
-        const int k = static_cast<int>(a->action.kind);
-        if (k < 0 || k >= 6) continue;
-        const double b = base.duration(a->action), dur = a->end - a->start;
-        if (!(b > 0) || dur > kRobustBand * b || dur * kRobustBand < b) continue;
-        int n = 0;
-        for (int o = 0; o < t->devices(); ++o) n += o != d && computing(o, a->start);
-        num[k] += n * (dur - b), den[k] += n * n * b;
-        pooled_num += n * (dur - b), pooled_den += n * n * b;
-      }
-  }
-  const double pooled = pooled_den > 0 ? std::max(0.0, pooled_num / pooled_den) : 0.0;
+};
+template <typename Base>
+ContentionSums contention_sums(const Trace& t, const Base& base) {
+  ContentionSums out;
+  // Each device's actions by start time, to count the others computing at a start.
+  std::vector<std::vector<const TraceAction*>> by_device(std::max(0, t.devices()));
+  for (const TraceAction& a : t.actions)
+    if (a.device >= 0 && a.device < t.devices() && a.end > a.start) by_device[a.device].push_back(&a);
+  for (auto& v : by_device)
+    std::sort(v.begin(), v.end(), [](const TraceAction* x, const TraceAction* y) { return x->start < y->start; });
+  auto computing = [&](int device, double at) {  // does `device` compute at time `at`?
+    const auto& v = by_device[device];
+    auto it = std::upper_bound(v.begin(), v.end(), at, [](double x, const TraceAction* a) { return x < a->start; });
+    return it != v.begin() && (*std::prev(it))->end > at;  // the last action started by `at`
+  };
+  for (int d = 0; d < t.devices(); ++d)
+    for (const TraceAction* a : by_device[d]) {
+      const int k = static_cast<int>(a->action.kind);
+      if (k < 0 || k >= 6) continue;
+      const double b = base(a->action), dur = a->end - a->start;
+      if (!(b > 0) || dur > kRobustBand * b || dur * kRobustBand < b) continue;
+      int n = 0;
+      for (int o = 0; o < t.devices(); ++o) n += o != d && computing(o, a->start);
+      out.num[k] += n * (dur - b), out.den[k] += n * n * b;
+    }
+  return out;
+}
+
+// The ratio of the sums over all kinds (never below 0; 0 without evidence).
+double pooled_ratio(const ContentionSums& s) {
+  double num = 0, den = 0;
+  for (int k = 0; k < 6; ++k) num += s.num[k], den += s.den[k];
+  return den > 0 ? std::max(0.0, num / den) : 0.0;
+}
+
+// Per kind the sums' ratio (never below 0); a kind without evidence gets the pooled ratio.
+std::array<double, 6> contention_of(const ContentionSums& s) {
+  const double pooled = pooled_ratio(s);
   std::array<double, 6> out{};
-  for (int k = 0; k < 6; ++k) out[k] = den[k] > 0 ? std::max(0.0, num[k] / den[k]) : pooled;
+  for (int k = 0; k < 6; ++k) out[k] = s.den[k] > 0 ? std::max(0.0, s.num[k] / s.den[k]) : pooled;
+  return out;
+}
+
+}  // namespace
+
+std::array<double, 6> fit_contention(const std::vector<ContentionRound>& rounds) {
+  std::array<std::vector<double>, 6> per_round;  // per kind: the rounds that had it
+  std::vector<double> pooled;                      // per round: over all its kinds
+  for (const ContentionRound& r : rounds) {
+    if (!r.together || !r.alone) continue;
+    // The same round's uncontended durations: per stage and kind, the robust mean alone.
+    const int S = std::max(r.alone->stages(), r.together->stages());
+    std::vector<std::array<std::vector<double>, 6>> d(std::max(0, S));
+    for (const TraceAction& a : r.alone->actions) {
+      const int k = static_cast<int>(a.action.kind);
+      if (a.action.stage >= 0 && a.action.stage < S && k >= 0 && k < 6) d[a.action.stage][k].push_back(a.end - a.start);
+    }
+    std::vector<std::array<double, 6>> alone(d.size());
+    for (size_t st = 0; st < d.size(); ++st)
+      for (int k = 0; k < 6; ++k) alone[st][k] = robust_mean(d[st][k]);
+    const ContentionSums s = contention_sums(*r.together, [&](const Action& a) {
+      const int k = static_cast<int>(a.kind);
+      return a.stage >= 0 && a.stage < S && k >= 0 && k < 6 ? alone[a.stage][k] : 0.0;
+    });
+    bool any = false;
+    for (int k = 0; k < 6; ++k) any = any || s.den[k] > 0;
+    if (!any) continue;  // nothing overlapped in this round
+    const std::array<double, 6> est = contention_of(s);
+    for (int k = 0; k < 6; ++k)
+      if (s.den[k] > 0) per_round[k].push_back(est[k]);
+    pooled.push_back(pooled_ratio(s));
+  }
+  std::array<double, 6> out{};
+  for (int k = 0; k < 6; ++k)
+    out[k] = !per_round[k].empty() ? median(per_round[k]) : pooled.empty() ? 0.0 : median(pooled);
   return out;
 }
 

@@ -89,8 +89,8 @@ struct Calibration {
   double latency = 0, bandwidth = 0;  // transfers between stages
   double bytes_per_param = 4;         // weights; gradients the same; AdamW state twice that
   // Slowdown per other computing device, per action kind (CostModel::contention), fitted
-  // from a two-device pipelined run of the calibration's own (fit_contention); all 0 when
-  // not measured.
+  // from two-device pipelined runs of the calibration's own, each paired with the same
+  // partition on one device (fit_contention); all 0 when not measured.
   std::array<double, 6> contention{};
   // Single-threaded GEMM times over a range of widths and token counts (empty: not measured;
   // rescale_calibration then scales by FLOPs alone).
@@ -128,17 +128,25 @@ struct CalibrationRun {
 };
 Calibration fit_calibration(const std::vector<CalibrationRun>& runs);
 
-// The contention term from runs that compute on several devices at once (each trace one run;
-// their clocks need not agree), against `base`, the same stages' costs without contention
-// (the fit of the single-device runs, cost_for_partition). The simulator slows an action of
-// kind k that starts while n other devices compute by (1 + s_k x n); the fit is that model's
-// least-squares s_k over the runs' actions, weighted by their base duration b:
+// The contention term, what `paci calibrate` fits, from paired rounds: each round a run on
+// several devices at once (`together`) and, made just before it, the same partition's stages
+// on one device (`alone`, no overlap). The simulator slows an action of kind k that starts
+// while n other devices compute by (1 + s_k x n); a round's estimate is that model's
+// least-squares s_k over its actions, weighted by their base duration b:
 //   s_k = sum n (d - b) / sum n^2 b,
 // d the measured duration, n counted from the trace the same way (another device's action
-// with start <= t < end at the action's start t). Actions whose d / b is beyond kRobustBand
-// either way (a preemption) are left out. Never below 0. A kind no action of which started
-// while another device computed gets the value pooled over all kinds (0 if none did).
-std::array<double, 6> fit_contention(const std::vector<const Trace*>& runs, const CostModel& base);
+// with start <= t < end at the action's start t), b the robust mean of the same stage's
+// same-kind durations alone in that round, not a fitted cost: fit errors of the pieces and
+// the machine's slow drift cancel within a pair. Actions whose d / b is beyond kRobustBand
+// either way (a preemption) are left out; never below 0.
+// The result is per kind the median over the rounds that have the kind overlapping another
+// device, so a round hit by a slow spell of the machine moves nothing. A kind no round has
+// gets the median of the rounds' values pooled over their kinds; 0 if nothing overlapped.
+struct ContentionRound {
+  const Trace* together = nullptr;
+  const Trace* alone = nullptr;
+};
+std::array<double, 6> fit_contention(const std::vector<ContentionRound>& rounds);
 
 // The calibration of model `to` at micro-batches of B x T, from one of another width, depth,
 // vocabulary or micro-batch size. With a GEMM curve (c.gemm), each piece's F, I and W (time t,

@@ -197,11 +197,35 @@ TEST(Calibration, JsonRoundTripPredictsTheSame) {
   }
 }
 
-// A two-device run whose every action is slowed by (1 + s_k x n), n the other devices
-// computing at its start (the simulator's contention term, so the simulator makes the
-// synthetic runs): the fit against the same costs without contention recovers each s_k to
-// rounding; a kind that never starts while another device computes gets the pooled value,
-// one preempted action (3x its time) is left out, and a single-device run measures nothing.
+// Both stages on device 0, one micro-batch after another, as `paci calibrate`'s single-device
+// runs: F of both stages, then B (even micro-batches) or I and W (odd ones), OPT at the end.
+Schedule one_device_schedule(int M) {
+  Schedule s;
+  s.name = "one device";
+  s.spec = {1, 2, M, 1};
+  s.accum = M;
+  s.stage_device = {0, 0};
+  s.programs.resize(1);
+  auto& p = s.programs[0];
+  for (int m = 0; m < M; ++m) {
+    for (Action x : {Fwd(0, m), Fwd(1, m)}) p.push_back(x);
+    if (m % 2 == 0) {
+      for (Action x : {Bwd(1, m), Bwd(0, m)}) p.push_back(x);
+    } else {
+      for (Action x : {BwdI(1, m), BwdI(0, m), BwdW(1, m), BwdW(0, m)}) p.push_back(x);
+    }
+  }
+  for (int st = 0; st < 2; ++st) p.push_back(Opt(st));
+  return s;
+}
+
+// Rounds of a two-device run whose every action is slowed by (1 + s_k x n), n the other
+// devices computing at its start (the simulator's contention term, so the simulator makes the
+// synthetic runs), each paired with the same stages alone on one device: the fit recovers each
+// s_k to rounding; a kind that never starts while another device computes gets the pooled
+// value; one preempted action (3x its time) and one round in a slow spell of the machine
+// (every action of its two-device run 30% slower) are left out; alone runs faster than the
+// pair (noise) give 0, and a round without overlap measures nothing.
 TEST(Calibration, ContentionIsRecoveredFromRunsWithAKnownSlowdown) {
   CostModel base;
   base.stages.resize(2);
@@ -215,32 +239,28 @@ TEST(Calibration, ContentionIsRecoveredFromRunsWithAKnownSlowdown) {
   const std::array<double, 6> s = {0.3, 0.1, 0.2, 0.0, 0.05, 0.0};
   CostModel slow = base;
   slow.contention = s;
+  const Trace alone = simulate(one_device_schedule(4), slow).trace;  // one device: no contention
   // 1F1B gives F, B and OPT; ZB-H1 gives F, I, W and OPT.
   Trace a = simulate(gen_1f1b(2, 8, 2), slow).trace, b = simulate(gen_zb_h1(2, 8, 2), slow).trace;
-  const std::array<double, 6> got = fit_contention({&a, &b}, base);
+  std::array<double, 6> got = fit_contention({{&a, &alone}, {&b, &alone}});
   for (int k = 0; k < 5; ++k) EXPECT_NEAR(got[k], s[k], 1e-9) << kContentionKinds[k];
   EXPECT_GT(got[5], 0.0);  // FB: not in the runs, so the pooled value of the others
-  // A preempted action does not move the fit.
-  Trace preempted = a;
+  // A preempted action does not move the fit, nor does a round in a slow spell.
+  Trace preempted = a, spell = a;
   for (TraceAction& x : preempted.actions)
     if (x.action.kind == ActionKind::F && x.device == 1 && x.action.mb == 3) x.end = x.start + 3 * (x.end - x.start);
-  EXPECT_NEAR(fit_contention({&preempted, &b}, base)[0], s[0], 1e-9);
-  // Faster than the base (noise) is no contention; one device alone measures nothing.
-  CostModel slower = base;
-  for (StageCost& st : slower.stages)
+  for (TraceAction& x : spell.actions) x.start *= 1.3, x.end *= 1.3;
+  got = fit_contention({{&preempted, &alone}, {&a, &alone}, {&spell, &alone}, {&b, &alone}});
+  for (int k = 0; k < 5; ++k) EXPECT_NEAR(got[k], s[k], 1e-9) << kContentionKinds[k];
+  // (The spell alone would have moved it.)
+  EXPECT_GT(fit_contention({{&spell, &alone}})[0], s[0] + 0.2);
+  // Faster than alone (noise) is no contention; a round without overlap measures nothing.
+  CostModel twice = base;
+  for (StageCost& st : twice.stages)
     for (double* x : {&st.f, &st.b, &st.i, &st.w, &st.opt}) *x *= 2;
-  for (double x : fit_contention({&a, &b}, slower)) EXPECT_EQ(x, 0.0);
-  Schedule one_device;  // both stages on device 0, one micro-batch after another
-  one_device.name = "one device";
-  one_device.spec = {1, 2, 4, 1};
-  one_device.accum = 4;
-  one_device.stage_device = {0, 0};
-  one_device.programs.resize(1);
-  for (int m = 0; m < 4; ++m)
-    for (Action x : {Fwd(0, m), Fwd(1, m), Bwd(1, m), Bwd(0, m)}) one_device.programs[0].push_back(x);
-  for (int st = 0; st < 2; ++st) one_device.programs[0].push_back(Opt(st));
-  const Trace alone = simulate(one_device, slow).trace;
-  for (double x : fit_contention({&alone}, base)) EXPECT_EQ(x, 0.0);
+  const Trace slower = simulate(one_device_schedule(4), twice).trace;
+  for (double x : fit_contention({{&a, &slower}, {&b, &slower}})) EXPECT_EQ(x, 0.0);
+  for (double x : fit_contention({{&alone, &alone}})) EXPECT_EQ(x, 0.0);
   // The fitted term is what the calibration's cost model and its file carry.
   std::vector<StageComposition> one = {comp(true, 4, true)};
   Calibration c;
