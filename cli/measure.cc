@@ -45,60 +45,6 @@ MeasuredRun measure(const Schedule& s, const GptConfig& model, const std::vector
   return out;
 }
 
-Schedule calibration_schedule(int S, int M, int N) {
-  Schedule s;
-  s.name = "calibration";
-  s.spec = {1, S, M, N};
-  s.accum = M;
-  s.stage_device.assign(S, 0);
-  s.programs.resize(1);
-  auto& p = s.programs[0];
-  for (int m = 0; m < M * N; ++m) {
-    for (int st = 0; st < S; ++st) p.push_back(Fwd(st, m));
-    if (m % 2 == 0) {
-      for (int st = S - 1; st >= 0; --st) p.push_back(Bwd(st, m));
-    } else {
-      for (int st = S - 1; st >= 0; --st) p.push_back(BwdI(st, m));
-      for (int st = S - 1; st >= 0; --st) p.push_back(BwdW(st, m));
-    }
-    if ((m + 1) % M == 0)
-      for (int st = 0; st < S; ++st) p.push_back(Opt(st));
-  }
-  return s;
-}
-
-Schedule calibration_pipeline_schedule(int M, int N) {
-  Schedule s;
-  s.name = "calibration";
-  s.spec = {2, 1, M, N};
-  s.accum = M;
-  s.stage_device = {0, 1};
-  s.programs.resize(2);
-  auto backward = [](std::vector<Action>& p, int st, int m) {
-    if (m % 2 == 0) {
-      p.push_back(Bwd(st, m));
-    } else {
-      p.push_back(BwdI(st, m));
-      p.push_back(BwdW(st, m));
-    }
-  };
-  constexpr int kAhead = 2;
-  for (int n = 0; n < N; ++n) {
-    const int m0 = n * M;
-    auto &p0 = s.programs[0], &p1 = s.programs[1];
-    for (int j = 0; j < std::min(kAhead, M); ++j) p0.push_back(Fwd(0, m0 + j));
-    for (int j = 0; j < M; ++j) {
-      if (j + kAhead < M) p0.push_back(Fwd(0, m0 + j + kAhead));
-      backward(p0, 0, m0 + j);
-      p1.push_back(Fwd(1, m0 + j));
-      backward(p1, 1, m0 + j);
-    }
-    p0.push_back(Opt(0));
-    p1.push_back(Opt(1));
-  }
-  return s;
-}
-
 std::vector<StageComposition> compositions(const std::vector<StagePartition>& partition) {
   std::vector<StageComposition> out;
   for (const auto& p : partition) out.push_back(composition_of(p));
@@ -289,11 +235,14 @@ Calibration calibrate_cpu(const GptConfig& model, int B, int T, const CalibrateO
                                             std::min(model.vocab_size, kGemmCurveMaxVocab));
     gemm->round();  // warm-up, not counted
   }
+  // Each round runs the contention partition alone last, just before the contention run.
+  std::vector<size_t> order;
+  for (size_t k = 0; k < parts.size(); ++k)
+    if (k != pipe_alone) order.push_back(k);
+  if (pipe_alone < parts.size()) order.push_back(pipe_alone);
   for (int rep = 0; rep < K; ++rep) {
     for (int r = 0; gemm && r < gemm_rounds; ++r) gemm->round();
-    for (size_t j = 0; j < parts.size(); ++j) {
-      // The contention run's partition alone comes last, just before the contention run.
-      const size_t k = j < pipe_alone ? j : j + 1 < parts.size() ? j + 1 : pipe_alone;
+    for (size_t k : order) {
       const int S = static_cast<int>(parts[k].size());
       MeasuredRun r = measure(calibration_schedule(S, M, N + W), model, parts[k], B, T, o.seed, device);
       traces[k].push_back(without_warmup(std::move(r.trace), W, M));

@@ -27,19 +27,6 @@ struct MeasuredRun {
 MeasuredRun measure(const Schedule& s, const GptConfig& model, const std::vector<StagePartition>& partition,
                     int B, int T, uint64_t seed, const ExecDevice& device = {}, MpiSession* mpi = nullptr);
 
-// One device running S stages in turn, every micro-batch through all of them: forwards, then
-// the backward whole (even micro-batches) or split into I and W (odd ones), an OPT per stage
-// after every M micro-batches. Nothing overlaps, so each action's time is its own.
-Schedule calibration_schedule(int stages, int M, int N);
-
-// The contention run: two stages on two devices, overlapping. Device 0 runs its forwards
-// two micro-batches ahead of its backwards (F0 F1 F2 b0 F3 b1 ...), device 1 each
-// micro-batch's forward and then its backward; backwards whole (even micro-batches) or I then
-// W (odd ones) as in calibration_schedule; a flush, an OPT on each device, after every M.
-// Its actions start both while the other device computes and while it is idle; no
-// trainable schedule of the registry orders a step this way.
-Schedule calibration_pipeline_schedule(int M, int N);
-
 std::vector<StageComposition> compositions(const std::vector<StagePartition>& partition);
 
 // The same run `warmup + repeat` times (each rank the same under mpirun): the first `warmup`

@@ -182,17 +182,81 @@ Calibration fit_calibration(const std::vector<CalibrationRun>& runs) {
   return c;
 }
 
+Schedule calibration_schedule(int S, int M, int N) {
+  Schedule s;
+  s.name = "calibration";
+  s.spec = {1, S, M, N};
+  s.accum = M;
+  s.stage_device.assign(S, 0);
+  s.programs.resize(1);
+  auto& p = s.programs[0];
+  for (int m = 0; m < M * N; ++m) {
+    for (int st = 0; st < S; ++st) p.push_back(Fwd(st, m));
+    if (m % 2 == 0) {
+      for (int st = S - 1; st >= 0; --st) p.push_back(Bwd(st, m));
+    } else {
+      for (int st = S - 1; st >= 0; --st) p.push_back(BwdI(st, m));
+      for (int st = S - 1; st >= 0; --st) p.push_back(BwdW(st, m));
+    }
+    if ((m + 1) % M == 0)
+      for (int st = 0; st < S; ++st) p.push_back(Opt(st));
+  }
+  return s;
+}
+
+Schedule calibration_pipeline_schedule(int M, int N) {
+  Schedule s;
+  s.name = "calibration";
+  s.spec = {2, 1, M, N};
+  s.accum = M;
+  s.stage_device = {0, 1};
+  s.programs.resize(2);
+  auto backward = [](std::vector<Action>& p, int st, int m) {
+    if (m % 2 == 0) {
+      p.push_back(Bwd(st, m));
+    } else {
+      p.push_back(BwdI(st, m));
+      p.push_back(BwdW(st, m));
+    }
+  };
+  constexpr int kAhead = 2;
+  for (int n = 0; n < N; ++n) {
+    const int m0 = n * M;
+    auto &p0 = s.programs[0], &p1 = s.programs[1];
+    for (int j = 0; j < std::min(kAhead, M); ++j) p0.push_back(Fwd(0, m0 + j));
+    for (int j = 0; j < M; ++j) {
+      if (j + kAhead < M) p0.push_back(Fwd(0, m0 + j + kAhead));
+      backward(p0, 0, m0 + j);
+      p1.push_back(Fwd(1, m0 + j));
+      backward(p1, 1, m0 + j);
+    }
+    p0.push_back(Opt(0));
+    p1.push_back(Opt(1));
+  }
+  return s;
+}
+
 namespace {
 
-// One run's evidence for the contention term, per action kind: sum n (d - b) and sum n^2 b over
-// its actions of duration d and uncontended duration b = base(action) (> 0; actions with d / b
-// beyond kRobustBand are left out), n the other devices computing at the action's start.
+// One round's evidence for the contention term, per action kind: sum n (d - b) and sum n^2 b
+// over the two-device run's actions of duration d, b the robust mean of the same stage's
+// same-kind durations in the round's single-device run (actions without one, or with d / b
+// beyond kRobustBand, are left out), n the other devices computing at the action's start.
 struct ContentionSums {
   std::array<double, 6> num{}, den{};
 };
-template <typename Base>
-ContentionSums contention_sums(const Trace& t, const Base& base) {
-  ContentionSums out;
+ContentionSums contention_sums(const ContentionRound& r) {
+  // The round's uncontended durations: per stage and kind, the robust mean alone.
+  const int S = std::max(r.alone->stages(), r.together->stages());
+  std::vector<std::array<std::vector<double>, 6>> d(std::max(0, S));
+  for (const TraceAction& a : r.alone->actions) {
+    const int k = static_cast<int>(a.action.kind);
+    if (a.action.stage >= 0 && a.action.stage < S && k >= 0 && k < 6) d[a.action.stage][k].push_back(a.end - a.start);
+  }
+  std::vector<std::array<double, 6>> alone(d.size());
+  for (size_t st = 0; st < d.size(); ++st)
+    for (int k = 0; k < 6; ++k) alone[st][k] = robust_mean(d[st][k]);
+  const Trace& t = *r.together;
   // Each device's actions by start time, to count the others computing at a start.
   std::vector<std::vector<const TraceAction*>> by_device(std::max(0, t.devices()));
   for (const TraceAction& a : t.actions)
@@ -204,31 +268,17 @@ ContentionSums contention_sums(const Trace& t, const Base& base) {
     auto it = std::upper_bound(v.begin(), v.end(), at, [](double x, const TraceAction* a) { return x < a->start; });
     return it != v.begin() && (*std::prev(it))->end > at;  // the last action started by `at`
   };
-  for (int d = 0; d < t.devices(); ++d)
-    for (const TraceAction* a : by_device[d]) {
-      const int k = static_cast<int>(a->action.kind);
-      if (k < 0 || k >= 6) continue;
-      const double b = base(a->action), dur = a->end - a->start;
+  ContentionSums out;
+  for (int dev = 0; dev < t.devices(); ++dev)
+    for (const TraceAction* a : by_device[dev]) {
+      const int k = static_cast<int>(a->action.kind), st = a->action.stage;
+      if (k < 0 || k >= 6 || st < 0 || st >= S) continue;
+      const double b = alone[st][k], dur = a->end - a->start;
       if (!(b > 0) || dur > kRobustBand * b || dur * kRobustBand < b) continue;
       int n = 0;
-      for (int o = 0; o < t.devices(); ++o) n += o != d && computing(o, a->start);
+      for (int o = 0; o < t.devices(); ++o) n += o != dev && computing(o, a->start);
       out.num[k] += n * (dur - b), out.den[k] += n * n * b;
     }
-  return out;
-}
-
-// The ratio of the sums over all kinds (never below 0; 0 without evidence).
-double pooled_ratio(const ContentionSums& s) {
-  double num = 0, den = 0;
-  for (int k = 0; k < 6; ++k) num += s.num[k], den += s.den[k];
-  return den > 0 ? std::max(0.0, num / den) : 0.0;
-}
-
-// Per kind the sums' ratio (never below 0); a kind without evidence gets the pooled ratio.
-std::array<double, 6> contention_of(const ContentionSums& s) {
-  const double pooled = pooled_ratio(s);
-  std::array<double, 6> out{};
-  for (int k = 0; k < 6; ++k) out[k] = s.den[k] > 0 ? std::max(0.0, s.num[k] / s.den[k]) : pooled;
   return out;
 }
 
@@ -239,27 +289,13 @@ std::array<double, 6> fit_contention(const std::vector<ContentionRound>& rounds)
   std::vector<double> pooled;                      // per round: over all its kinds
   for (const ContentionRound& r : rounds) {
     if (!r.together || !r.alone) continue;
-    // The same round's uncontended durations: per stage and kind, the robust mean alone.
-    const int S = std::max(r.alone->stages(), r.together->stages());
-    std::vector<std::array<std::vector<double>, 6>> d(std::max(0, S));
-    for (const TraceAction& a : r.alone->actions) {
-      const int k = static_cast<int>(a.action.kind);
-      if (a.action.stage >= 0 && a.action.stage < S && k >= 0 && k < 6) d[a.action.stage][k].push_back(a.end - a.start);
+    const ContentionSums s = contention_sums(r);
+    double num = 0, den = 0;
+    for (int k = 0; k < 6; ++k) {
+      if (s.den[k] > 0) per_round[k].push_back(std::max(0.0, s.num[k] / s.den[k]));
+      num += s.num[k], den += s.den[k];
     }
-    std::vector<std::array<double, 6>> alone(d.size());
-    for (size_t st = 0; st < d.size(); ++st)
-      for (int k = 0; k < 6; ++k) alone[st][k] = robust_mean(d[st][k]);
-    const ContentionSums s = contention_sums(*r.together, [&](const Action& a) {
-      const int k = static_cast<int>(a.kind);
-      return a.stage >= 0 && a.stage < S && k >= 0 && k < 6 ? alone[a.stage][k] : 0.0;
-    });
-    bool any = false;
-    for (int k = 0; k < 6; ++k) any = any || s.den[k] > 0;
-    if (!any) continue;  // nothing overlapped in this round
-    const std::array<double, 6> est = contention_of(s);
-    for (int k = 0; k < 6; ++k)
-      if (s.den[k] > 0) per_round[k].push_back(est[k]);
-    pooled.push_back(pooled_ratio(s));
+    if (den > 0) pooled.push_back(std::max(0.0, num / den));  // else nothing overlapped
   }
   std::array<double, 6> out{};
   for (int k = 0; k < 6; ++k)

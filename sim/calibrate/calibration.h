@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "exec/model/partition.h"
+#include "schedules/ir.h"
 #include "schedules/trace/trace.h"
 #include "sim/cost.h"
 
@@ -127,6 +128,19 @@ struct CalibrationRun {
   std::vector<StageSizes> sizes;
 };
 Calibration fit_calibration(const std::vector<CalibrationRun>& runs);
+
+// One device running S stages in turn, every micro-batch through all of them: forwards, then
+// the backward whole (even micro-batches) or split into I and W (odd ones), an OPT per stage
+// after every M micro-batches. Nothing overlaps, so each action's time is its own.
+Schedule calibration_schedule(int stages, int M, int N);
+
+// The contention run: two stages on two devices, overlapping. Device 0 runs its forwards
+// two micro-batches ahead of its backwards (F0 F1 F2 b0 F3 b1 ...), device 1 each
+// micro-batch's forward and then its backward; backwards whole (even micro-batches) or I then
+// W (odd ones) as in calibration_schedule; a flush, an OPT on each device, after every M.
+// Its actions start both while the other device computes and while it is idle; no
+// trainable schedule of the registry orders a step this way.
+Schedule calibration_pipeline_schedule(int M, int N);
 
 // The contention term, what `paci calibrate` fits, from paired rounds: each round a run on
 // several devices at once (`together`) and, made just before it, the same partition's stages

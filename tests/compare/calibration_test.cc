@@ -197,31 +197,10 @@ TEST(Calibration, JsonRoundTripPredictsTheSame) {
   }
 }
 
-// Both stages on device 0, one micro-batch after another, as `paci calibrate`'s single-device
-// runs: F of both stages, then B (even micro-batches) or I and W (odd ones), OPT at the end.
-Schedule one_device_schedule(int M) {
-  Schedule s;
-  s.name = "one device";
-  s.spec = {1, 2, M, 1};
-  s.accum = M;
-  s.stage_device = {0, 0};
-  s.programs.resize(1);
-  auto& p = s.programs[0];
-  for (int m = 0; m < M; ++m) {
-    for (Action x : {Fwd(0, m), Fwd(1, m)}) p.push_back(x);
-    if (m % 2 == 0) {
-      for (Action x : {Bwd(1, m), Bwd(0, m)}) p.push_back(x);
-    } else {
-      for (Action x : {BwdI(1, m), BwdI(0, m), BwdW(1, m), BwdW(0, m)}) p.push_back(x);
-    }
-  }
-  for (int st = 0; st < 2; ++st) p.push_back(Opt(st));
-  return s;
-}
-
 // Rounds of a two-device run whose every action is slowed by (1 + s_k x n), n the other
 // devices computing at its start (the simulator's contention term, so the simulator makes the
-// synthetic runs), each paired with the same stages alone on one device: the fit recovers each
+// synthetic runs), each paired with the same stages alone on one device (the calibration's own
+// single-device schedule): the fit recovers each
 // s_k to rounding; a kind that never starts while another device computes gets the pooled
 // value; one preempted action (3x its time) and one round in a slow spell of the machine
 // (every action of its two-device run 30% slower) are left out; alone runs faster than the
@@ -239,7 +218,7 @@ TEST(Calibration, ContentionIsRecoveredFromRunsWithAKnownSlowdown) {
   const std::array<double, 6> s = {0.3, 0.1, 0.2, 0.0, 0.05, 0.0};
   CostModel slow = base;
   slow.contention = s;
-  const Trace alone = simulate(one_device_schedule(4), slow).trace;  // one device: no contention
+  const Trace alone = simulate(calibration_schedule(2, 4, 1), slow).trace;  // one device: no contention
   // 1F1B gives F, B and OPT; ZB-H1 gives F, I, W and OPT.
   Trace a = simulate(gen_1f1b(2, 8, 2), slow).trace, b = simulate(gen_zb_h1(2, 8, 2), slow).trace;
   std::array<double, 6> got = fit_contention({{&a, &alone}, {&b, &alone}});
@@ -258,7 +237,7 @@ TEST(Calibration, ContentionIsRecoveredFromRunsWithAKnownSlowdown) {
   CostModel twice = base;
   for (StageCost& st : twice.stages)
     for (double* x : {&st.f, &st.b, &st.i, &st.w, &st.opt}) *x *= 2;
-  const Trace slower = simulate(one_device_schedule(4), twice).trace;
+  const Trace slower = simulate(calibration_schedule(2, 4, 1), twice).trace;
   for (double x : fit_contention({{&a, &slower}, {&b, &slower}})) EXPECT_EQ(x, 0.0);
   for (double x : fit_contention({{&alone, &alone}})) EXPECT_EQ(x, 0.0);
   // The fitted term is what the calibration's cost model and its file carry.
