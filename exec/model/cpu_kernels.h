@@ -471,24 +471,24 @@ void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int N
     const T* v = q + 2 * C;
     T* P = att + (static_cast<size_t>(b) * NH + h) * Tn * Tn;
     T* o = out + static_cast<size_t>(b) * Tn * C + h * hs;
+    // One row block at a time: its scores, their softmax and its rows of out, while the
+    // block of P (bs x T at most) is still in cache.
     for (int r0 = 0; r0 < Tn; r0 += bs) {
       const int r1 = std::min(Tn, r0 + bs);
+      T* Pb = P + static_cast<size_t>(r0) * Tn;
       gemm(CblasNoTrans, CblasTrans, r1 - r0, r1, hs, scale, q + static_cast<size_t>(r0) * ld, ld,
-           k, ld, T(0), P + static_cast<size_t>(r0) * Tn, Tn);
-    }
-    for (int t = 0; t < Tn; ++t) {
-      T* row = P + static_cast<size_t>(t) * Tn;
-      const size_t n = t + 1;
-      const T mx = max_of(row, n);
-      exp_shifted(row, row, mx, n);
-      const T inv = static_cast<T>(1.0 / sum_of<T>(n, [row](size_t i) { return row[i]; }));
-      for (size_t i = 0; i < n; ++i) row[i] *= inv;
-      std::fill(row + n, row + Tn, T(0));
-    }
-    for (int r0 = 0; r0 < Tn; r0 += bs) {
-      const int r1 = std::min(Tn, r0 + bs);
-      gemm(CblasNoTrans, CblasNoTrans, r1 - r0, hs, r1, T(1), P + static_cast<size_t>(r0) * Tn,
-           Tn, v, ld, T(0), o + static_cast<size_t>(r0) * C, C);
+           k, ld, T(0), Pb, Tn);
+      for (int t = r0; t < r1; ++t) {
+        T* row = P + static_cast<size_t>(t) * Tn;
+        const size_t n = t + 1;
+        const T mx = max_of(row, n);
+        exp_shifted(row, row, mx, n);
+        const T inv = static_cast<T>(1.0 / sum_of<T>(n, [row](size_t i) { return row[i]; }));
+        for (size_t i = 0; i < n; ++i) row[i] *= inv;
+        std::fill(row + n, row + Tn, T(0));
+      }
+      gemm(CblasNoTrans, CblasNoTrans, r1 - r0, hs, r1, T(1), Pb, Tn, v, ld, T(0),
+           o + static_cast<size_t>(r0) * C, C);
     }
   };
   parallel_for(threads, static_cast<size_t>(B) * NH, attention_head_grain(Tn),
@@ -509,28 +509,28 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int 
     T *dq = dqkv + qoff, *dk = dq + C, *dv = dq + 2 * C;
     const T* P = att + (static_cast<size_t>(b) * NH + h) * Tn * Tn;
     const T* dO = dout + static_cast<size_t>(b) * Tn * C + h * hs;
-    for (int r0 = 0; r0 < Tn; r0 += bs) {
-      const int r1 = std::min(Tn, r0 + bs);
-      // dP[t, t2] = dO[t]·v[t2] for t2 < r1
+    // Row blocks from the last: each output block (rows of dq, dk or dv) is one GEMM, so the
+    // order changes no bits, and when block r0 is reached the rows of dS below it are done,
+    // which its dk product reads. The block's dP and dS stay in cache for its dq product.
+    const int blocks = (Tn + bs - 1) / bs;
+    for (int blk = blocks - 1; blk >= 0; --blk) {
+      const int r0 = blk * bs, r1 = std::min(Tn, r0 + bs);
+      // dP[t, t2] = dO[t]·v[t2] for t in [r0, r1), t2 < r1
       gemm(CblasNoTrans, CblasTrans, r1 - r0, r1, hs, T(1), dO + static_cast<size_t>(r0) * C, C,
            v, ld, T(0), dS + static_cast<size_t>(r0) * Tn, Tn);
       // dv[t2] += Σ_{t >= r0} P[t, t2]·dO[t] for t2 in [r0, r1)
       gemm(CblasTrans, CblasNoTrans, r1 - r0, hs, Tn - r0, T(1),
            P + static_cast<size_t>(r0) * Tn + r0, Tn, dO + static_cast<size_t>(r0) * C, C, T(1),
            dv + static_cast<size_t>(r0) * ld, ld);
-    }
-    for (int t = 0; t < Tn; ++t) {
-      const T* p = P + static_cast<size_t>(t) * Tn;
-      T* d = dS + static_cast<size_t>(t) * Tn;
-      const size_t n = t + 1;
-      const T dot = static_cast<T>(sum_of<T>(n, [p, d](size_t i) { return p[i] * d[i]; }));
-      for (size_t i = 0; i < n; ++i) d[i] = p[i] * (d[i] - dot) * scale;
-      // The GEMMs below read the whole diagonal block: clear the masked part of the row.
-      const size_t block_end = std::min<size_t>(Tn, (t / bs + 1) * bs);
-      std::fill(d + n, d + block_end, T(0));
-    }
-    for (int r0 = 0; r0 < Tn; r0 += bs) {
-      const int r1 = std::min(Tn, r0 + bs);
+      for (int t = r0; t < r1; ++t) {
+        const T* p = P + static_cast<size_t>(t) * Tn;
+        T* d = dS + static_cast<size_t>(t) * Tn;
+        const size_t n = t + 1;
+        const T dot = static_cast<T>(sum_of<T>(n, [p, d](size_t i) { return p[i] * d[i]; }));
+        for (size_t i = 0; i < n; ++i) d[i] = p[i] * (d[i] - dot) * scale;
+        // The GEMMs below read the whole diagonal block: clear the masked part of the row.
+        std::fill(d + n, d + r1, T(0));
+      }
       // dq[t] += Σ_{t2 < r1} dS[t, t2]·k[t2] for t in [r0, r1)
       gemm(CblasNoTrans, CblasNoTrans, r1 - r0, hs, r1, T(1), dS + static_cast<size_t>(r0) * Tn,
            Tn, k, ld, T(1), dq + static_cast<size_t>(r0) * ld, ld);

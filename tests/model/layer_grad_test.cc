@@ -12,10 +12,13 @@
 // while a wrong gradient (a missing term, a transposed index) is off by O(1e-2) or more.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "exec/model/cpu_backend.h"
+#include "exec/model/cpu_kernels.h"
 #include "tests/model/grad_check.h"
 
 namespace paci {
@@ -147,6 +150,47 @@ TEST_F(LayerGradTest, Attention) {
   auto dqkv = d0;
   be.attention_backward(dqkv.data(), R.data(), qkv.data(), att.data(), B, T, C, NH);
   check_gradient("attention dqkv", qkv.data(), qkv.size(), delta(dqkv, d0).data(), loss);
+}
+
+// Above 64 positions attention runs over row blocks (attention_block: 64 rows at T = 150, the
+// last block partial), the backward from the last block: the forward against a naive causal
+// softmax and the backward against finite differences, where the blocks meet.
+TEST_F(LayerGradTest, AttentionOverSeveralRowBlocks) {
+  for (const int T : {65, 150}) {
+    SCOPED_TRACE("T=" + std::to_string(T));
+    const int B = 1, C = 4, NH = 2, hs = C / NH;
+    ASSERT_LT(cpu::attention_block(T), T);
+    auto qkv = random_vector(B * T * 3 * C, 31);
+    const auto R = random_vector(B * T * C, 32);
+    std::vector<double> out(B * T * C), att(B * NH * T * T);
+    be.attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
+    for (int h = 0; h < NH; ++h)
+      for (int t = 0; t < T; ++t) {
+        std::vector<double> s(t + 1);
+        double mx = -1e300, z = 0;
+        for (int u = 0; u <= t; ++u) {
+          double d = 0;
+          for (int i = 0; i < hs; ++i) d += qkv[t * 3 * C + h * hs + i] * qkv[u * 3 * C + C + h * hs + i];
+          s[u] = d / std::sqrt(static_cast<double>(hs));
+          mx = std::max(mx, s[u]);
+        }
+        for (int u = 0; u <= t; ++u) z += s[u] = std::exp(s[u] - mx);
+        for (int i = 0; i < hs; ++i) {
+          double ref = 0;
+          for (int u = 0; u <= t; ++u) ref += s[u] / z * qkv[u * 3 * C + 2 * C + h * hs + i];
+          ASSERT_NEAR(out[t * C + h * hs + i], ref, 1e-12) << "h=" << h << " t=" << t;
+        }
+      }
+    auto loss = [&] {
+      be.attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
+      return dot(out, R);
+    };
+    loss();
+    const auto d0 = random_vector(qkv.size(), 33);
+    auto dqkv = d0;
+    be.attention_backward(dqkv.data(), R.data(), qkv.data(), att.data(), B, T, C, NH);
+    check_gradient("attention dqkv", qkv.data(), qkv.size(), delta(dqkv, d0).data(), loss);
+  }
 }
 
 TEST_F(LayerGradTest, GeluForwardKnownValues) {
