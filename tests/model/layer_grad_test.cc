@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,23 @@ std::vector<double> delta(const std::vector<double>& after, const std::vector<do
 
 class LayerGradTest : public ::testing::Test {
  protected:
+  // Attention's dqkv against finite differences: qkv, R and the pre-filled gradient drawn from
+  // seeds seed, seed + 1, seed + 2.
+  void check_attention_gradient(int B, int T, int C, int NH, uint64_t seed) {
+    auto qkv = random_vector(B * T * 3 * C, seed);
+    const auto R = random_vector(B * T * C, seed + 1);
+    std::vector<double> out(B * T * C), att(B * NH * T * T);
+    auto loss = [&] {
+      be.attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
+      return dot(out, R);
+    };
+    loss();
+    const auto d0 = random_vector(qkv.size(), seed + 2);
+    auto dqkv = d0;
+    be.attention_backward(dqkv.data(), R.data(), qkv.data(), att.data(), B, T, C, NH);
+    check_gradient("attention dqkv", qkv.data(), qkv.size(), delta(dqkv, d0).data(), loss);
+  }
+
   CpuBackendT<double> be;
 };
 
@@ -136,21 +154,7 @@ TEST_F(LayerGradTest, AttentionForwardIsCausal) {
   }
 }
 
-TEST_F(LayerGradTest, Attention) {
-  const int B = 2, T = 5, C = 8, NH = 2;
-  auto qkv = random_vector(B * T * 3 * C, 21);
-  const auto R = random_vector(B * T * C, 22);
-  std::vector<double> out(B * T * C), att(B * NH * T * T);
-  auto loss = [&] {
-    be.attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
-    return dot(out, R);
-  };
-  loss();
-  const auto d0 = random_vector(qkv.size(), 23);
-  auto dqkv = d0;
-  be.attention_backward(dqkv.data(), R.data(), qkv.data(), att.data(), B, T, C, NH);
-  check_gradient("attention dqkv", qkv.data(), qkv.size(), delta(dqkv, d0).data(), loss);
-}
+TEST_F(LayerGradTest, Attention) { check_attention_gradient(2, 5, 8, 2, 21); }
 
 // Above 64 positions attention runs over row blocks (attention_block: 64 rows at T = 150, the
 // last block partial), the backward from the last block: the forward against a naive causal
@@ -160,8 +164,7 @@ TEST_F(LayerGradTest, AttentionOverSeveralRowBlocks) {
     SCOPED_TRACE("T=" + std::to_string(T));
     const int B = 1, C = 4, NH = 2, hs = C / NH;
     ASSERT_LT(cpu::attention_block(T), T);
-    auto qkv = random_vector(B * T * 3 * C, 31);
-    const auto R = random_vector(B * T * C, 32);
+    const auto qkv = random_vector(B * T * 3 * C, 31);
     std::vector<double> out(B * T * C), att(B * NH * T * T);
     be.attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
     for (int h = 0; h < NH; ++h)
@@ -181,15 +184,7 @@ TEST_F(LayerGradTest, AttentionOverSeveralRowBlocks) {
           ASSERT_NEAR(out[t * C + h * hs + i], ref, 1e-12) << "h=" << h << " t=" << t;
         }
       }
-    auto loss = [&] {
-      be.attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH);
-      return dot(out, R);
-    };
-    loss();
-    const auto d0 = random_vector(qkv.size(), 33);
-    auto dqkv = d0;
-    be.attention_backward(dqkv.data(), R.data(), qkv.data(), att.data(), B, T, C, NH);
-    check_gradient("attention dqkv", qkv.data(), qkv.size(), delta(dqkv, d0).data(), loss);
+    check_attention_gradient(B, T, C, NH, 31);
   }
 }
 
